@@ -1,0 +1,1 @@
+"""Stop-the-world safe work, as QEMU's cpus-common does it."""

@@ -1,0 +1,375 @@
+"""The call_rcu engine: deferred callbacks, batched behind grace periods.
+
+Why defer
+---------
+``synchronize()`` makes the updater wait for a grace period, tens of
+microseconds to seconds. Most updaters only need the old version freed
+*eventually*: ``call_rcu(fn, old)`` queues the reclamation and returns at
+once. One worker thread per domain takes everything queued so far as a batch,
+waits for one grace period that covers the whole batch, then runs it in queue
+order. A thousand callbacks then cost one grace period instead of a thousand.
+
+Batching
+--------
+The worker waits up to ``batch_delay`` seconds for ``batch_size`` callbacks
+before it starts a grace period (QEMU waits for 30 callbacks or 50 ms; the
+defaults here are measured, see ``benchmarks/callbacks.py``). A barrier, a
+close, or a backlog at ``max_pending`` starts one at once. A batch's grace
+period is numbered when the batch is taken (``Domain._next_target``), so
+callbacks queued while a grace period is in progress wait for the next one
+and callbacks already covered by a grace period that other threads drove do
+not wait again (Linux segments its callback lists the same way).
+
+Backlog bound
+-------------
+``pending`` counts callbacks from ``call_rcu`` until they have run. At
+``max_pending`` a producer forces a grace period and sleeps until the worker
+has run a batch. It never sleeps where that would deadlock (inside a read
+section of the domain, or on the worker itself): there it only forces. So the
+backlog stays at or below ``max_pending`` except for callbacks queued from
+those two places, and no callback is ever dropped to keep the bound.
+
+Lock
+----
+``_lock`` guards every field below except the counters that only the worker
+writes. ``_work`` (worker waits for callbacks) and ``_space`` (producers wait
+for the backlog to drain) are two conditions over it. Readers never take it.
+It comes first in the domain's lock order (see :mod:`rcu._domain`).
+
+Worker state machine (``_state``, under ``_lock``):
+``_OPEN`` -> ``_CLOSING`` (close was called; the worker drains what is queued,
+including what callbacks queue meanwhile) -> ``_CLOSED`` (the worker exited or
+never ran; nothing is queued any more).
+"""
+
+from __future__ import annotations
+
+import collections
+import sys
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from rcu._stats import DomainStatistics, Percentiles
+from rcu.errors import DomainClosedError, RcuError
+
+if TYPE_CHECKING:
+    from rcu._domain import Domain
+
+__all__ = ["CallbackEngine"]
+
+_OPEN, _CLOSING, _CLOSED = 0, 1, 2
+
+# A queued item: (fn, args, kwargs). Barrier markers use this kwargs object,
+# compared by identity: they are not user callbacks and are never counted.
+_BARRIER: dict[str, Any] = {}
+_Item = tuple[Callable[..., object], tuple[Any, ...], dict[str, Any]]
+
+ErrorHandler = Callable[[BaseException, Callable[..., object]], object]
+
+
+def _check_positive_int(name: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, not {type(value).__name__}")
+    if value < 1:
+        raise ValueError(f"{name} must be >= 1, not {value!r}")
+    return value
+
+
+class CallbackEngine:
+    """The queue and worker thread behind ``Domain.call_rcu`` and ``Domain.barrier``."""
+
+    def __init__(
+        self,
+        domain: Domain,
+        *,
+        batch_size: int,
+        batch_delay: float,
+        max_pending: int,
+        on_error: ErrorHandler | None,
+    ) -> None:
+        self._batch_size = _check_positive_int("batch_size", batch_size)
+        self._max_pending = _check_positive_int("max_pending", max_pending)
+        if isinstance(batch_delay, bool) or not isinstance(batch_delay, int | float):
+            raise TypeError(f"batch_delay must be a number, not {type(batch_delay).__name__}")
+        if not batch_delay >= 0:
+            raise ValueError(f"batch_delay must be >= 0, not {batch_delay!r}")
+        if on_error is not None and not callable(on_error):
+            raise TypeError(f"on_error must be callable or None, not {type(on_error).__name__}")
+        self._batch_delay = float(batch_delay)
+        self._on_error = on_error
+        self._domain = domain
+        self._init_sync()
+        self._queue: collections.deque[_Item] = collections.deque()
+        # The batch the worker is running; kept here (not in a local) so that
+        # a forked child can still run what its parent had not run yet.
+        self._running: collections.deque[_Item] = collections.deque()
+        self._first_at = 0.0  # when the oldest queued item arrived (monotonic)
+        self._force = False  # start the next grace period without batching delay
+        self._gp_request = 0  # highest polled grace period nobody else waits for
+        self._state = _OPEN
+        self._worker: threading.Thread | None = None
+        self._worker_ident: int | None = None
+        self._pending = 0
+        self._peak_pending = 0
+        self._queued = 0
+        self._dropped = 0
+        # Written by the worker only:
+        self._invoked = 0
+        self._failed = 0
+
+    def _init_sync(self) -> None:
+        self.lock = threading.Lock()
+        self._work = threading.Condition(self.lock)
+        self._space = threading.Condition(self.lock)
+
+    # ------------------------------------------------------------------
+    # Producers
+
+    def call_rcu(
+        self, fn: Callable[..., object], args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> None:
+        """Queue ``fn(*args, **kwargs)``; see ``Domain.call_rcu``."""
+        if not callable(fn):
+            raise TypeError(f"call_rcu() needs a callable, not {type(fn).__name__}")
+        with self.lock:
+            if self._state != _OPEN and not self._draining_from_worker():
+                raise DomainClosedError(f"{self._domain.name!r} is closed")
+            if self._pending >= self._max_pending:
+                self._force = True
+                self._work.notify()
+                if not self.on_worker_thread() and not self._domain.in_read_section():
+                    self._wait_for_space()
+            self._pending += 1
+            if self._pending > self._peak_pending:
+                self._peak_pending = self._pending
+            self._queued += 1
+            self._enqueue((fn, args, kwargs))
+
+    def _draining_from_worker(self) -> bool:
+        return self._state == _CLOSING and self.on_worker_thread()
+
+    def _wait_for_space(self) -> None:
+        # Called with the lock held. An online qsbr producer goes offline:
+        # the grace period that frees space may be waiting for it.
+        resume = self._domain._pause_current()
+        try:
+            while self._pending >= self._max_pending and self._state == _OPEN:
+                self._space.wait()
+        finally:
+            if resume is not None:
+                resume.online()
+
+    def _enqueue(self, item: _Item) -> None:
+        # Called with the lock held. Wake the worker only when it has
+        # something new to do: a first item (start the batching delay), a
+        # full batch, or a forced grace period.
+        queue = self._queue
+        queue.append(item)
+        size = len(queue)
+        if size == 1:
+            self._first_at = time.monotonic()
+            if self._worker is None:
+                self._start_worker()
+            self._work.notify()
+        elif size == self._batch_size or self._force:
+            self._work.notify()
+
+    def _start_worker(self) -> None:
+        worker = threading.Thread(
+            target=self._run, name=f"rcu-callbacks-{self._domain.name}", daemon=True
+        )
+        self._worker = worker
+        worker.start()
+        self._worker_ident = worker.ident
+
+    def on_worker_thread(self) -> bool:
+        """True if the calling thread is this engine's worker (a callback is running)."""
+        return threading.get_ident() == self._worker_ident
+
+    def request_grace_period(self, target: int) -> None:
+        """Make sure grace period ``target`` happens even if nobody waits for it."""
+        with self.lock:
+            if target > self._gp_request:
+                self._gp_request = target
+                if self._worker is None:
+                    self._start_worker()
+                self._work.notify()
+
+    def barrier(self, deadline: float | None) -> bool:
+        """Wait until every callback queued before the call has run."""
+        if self.on_worker_thread():
+            raise RcuError("barrier() from an RCU callback would wait for itself")
+        done = threading.Event()
+        with self.lock:
+            if self._state == _CLOSED:
+                return True
+            self._force = True
+            self._enqueue((done.set, (), _BARRIER))
+        resume = self._domain._pause_current()
+        try:
+            return done.wait(None if deadline is None else max(0.0, deadline - time.monotonic()))
+        finally:
+            if resume is not None:
+                resume.online()
+
+    # ------------------------------------------------------------------
+    # The worker
+
+    def _run(self) -> None:
+        domain = self._domain
+        while True:
+            with self.lock:
+                batch = self._next_batch()
+                if batch is None:
+                    return
+                request = self._gp_request
+            # Waiting without the lock: producers keep queueing meanwhile, and
+            # their callbacks get the next grace period's number.
+            target = domain._next_target() if batch else request
+            domain._wait_paused(target, None)
+            if batch:
+                self._invoke(batch)
+
+    def _next_batch(self) -> collections.deque[_Item] | None:
+        """Wait for work (lock held); return a batch, ``[]`` for a polled request, or None."""
+        while True:
+            queue = self._queue
+            if queue:
+                if self._force or self._state != _OPEN or len(queue) >= self._batch_size:
+                    break
+                remaining = self._first_at + self._batch_delay - time.monotonic()
+                if remaining <= 0:
+                    break
+                self._work.wait(remaining)
+            elif self._gp_request > self._domain._completed:
+                return collections.deque()
+            elif self._state != _OPEN:
+                self._state = _CLOSED
+                self._worker = None
+                self._worker_ident = None
+                self._space.notify_all()
+                return None
+            else:
+                self._work.wait()
+        self._running = queue
+        self._queue = collections.deque()
+        self._force = False
+        return queue
+
+    def _invoke(self, batch: collections.deque[_Item]) -> None:
+        counted = failed = 0
+        # popleft, not iteration: a forked child sees exactly what is left.
+        while batch:
+            fn, args, kwargs = batch.popleft()
+            if kwargs is _BARRIER:
+                fn()
+                continue
+            counted += 1
+            try:
+                fn(*args, **kwargs)
+            except BaseException as exc:  # the worker must outlive any callback
+                failed += 1
+                self._report(exc, fn)
+        self._invoked += counted
+        self._failed += failed
+        with self.lock:
+            self._pending -= counted
+            self._space.notify_all()
+
+    def _report(self, exc: BaseException, fn: Callable[..., object]) -> None:
+        handler = self._on_error
+        if handler is not None:
+            try:
+                handler(exc, fn)
+            except BaseException as handler_exc:
+                _print_error(handler_exc, handler, self._domain.name, "on_error handler")
+            return
+        _print_error(exc, fn, self._domain.name, "RCU callback")
+
+    # ------------------------------------------------------------------
+    # Shutdown, statistics, fork
+
+    def close(self, drain: bool, deadline: float | None) -> bool:
+        """Stop accepting callbacks; run (or drop) the queued ones; stop the worker.
+
+        Returns False if ``deadline`` passed before the worker finished.
+        """
+        with self.lock:
+            if self._state == _OPEN:
+                if not drain:
+                    self._drop_queued()
+                self._state = _CLOSING if self._worker is not None else _CLOSED
+                self._force = True
+                self._work.notify()
+                self._space.notify_all()
+            worker = self._worker
+        if worker is None:
+            return True
+        worker.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
+        return not worker.is_alive()
+
+    def _drop_queued(self) -> None:
+        # Lock held. Barrier markers are run, not dropped: their waiters
+        # must not hang on callbacks that will never run.
+        dropped = 0
+        for fn, _args, kwargs in self._queue:
+            if kwargs is _BARRIER:
+                fn()
+            else:
+                dropped += 1
+        self._queue.clear()
+        self._pending -= dropped
+        self._dropped += dropped
+
+    def statistics(
+        self,
+        *,
+        name: str,
+        flavor: str,
+        grace_periods: int,
+        gp_latency: Percentiles,
+        readers: int,
+        stalls: int,
+    ) -> DomainStatistics:
+        """Combine the engine's counters with the domain's into one snapshot."""
+        with self.lock:
+            return DomainStatistics(
+                name=name,
+                flavor=flavor,
+                grace_periods=grace_periods,
+                callbacks_queued=self._queued,
+                callbacks_invoked=self._invoked,
+                callbacks_failed=self._failed,
+                callbacks_dropped=self._dropped,
+                pending=self._pending,
+                peak_pending=self._peak_pending,
+                gp_latency=gp_latency,
+                readers=readers,
+                stalls=stalls,
+            )
+
+    def after_fork_in_child(self) -> None:
+        """Forget the parent's worker; run what the parent had not run yet."""
+        self._init_sync()
+        # Barrier markers belong to waiters of the parent; drop them.
+        leftover = [item for item in (*self._running, *self._queue) if item[2] is not _BARRIER]
+        self._running = collections.deque()
+        self._queue = collections.deque(leftover)
+        self._pending = len(leftover)
+        self._worker = None
+        self._worker_ident = None
+        if self._state == _CLOSING and not leftover:
+            self._state = _CLOSED
+        if leftover or self._gp_request > self._domain._completed:
+            self._force = True
+            self._first_at = time.monotonic()
+            self._start_worker()
+
+
+def _print_error(exc: BaseException, fn: object, domain: str, what: str) -> None:
+    """Report an exception the way ``threading.excepthook`` reports one."""
+    print(f"Exception in {what} {fn!r} of RCU domain {domain!r}:", file=sys.stderr)
+    traceback.print_exception(exc, file=sys.stderr)

@@ -1,0 +1,105 @@
+"""Debugging aids: stall reports and poisoning of reclaimed objects.
+
+A grace period that does not end is the RCU bug users meet first: a thread
+that sleeps inside a read section, or a qsbr thread that never reports a
+quiescent state. Linux prints the holdout CPU and its stack after 21 seconds;
+QEMU prints nothing and hangs. Here the waiting thread warns with
+:class:`rcu.RcuStallWarning`, naming each holdout thread and showing where it
+is now.
+
+Use after reclaim is the other: code that keeps a reference past its read
+section and touches an object that a callback already tore down. In Python
+the memory is never unsafe, but the object's *meaning* is gone (a recycled
+buffer, a closed file). Objects that opt in by deriving from
+:class:`Reclaimable` are poisoned when a debug domain reclaims them, so the
+next attribute access raises :class:`rcu.UseAfterReclaimError` instead of
+reading stale state.
+"""
+
+from __future__ import annotations
+
+import sys
+import traceback
+from collections.abc import Iterable
+from typing import Any
+
+from rcu._reader import Reader
+from rcu.errors import UseAfterReclaimError
+
+__all__ = ["Reclaimable", "describe_holdouts", "poison"]
+
+
+def describe_holdouts(readers: Iterable[Reader]) -> str:
+    """One paragraph per holdout reader: thread name, state and current stack."""
+    frames = sys._current_frames()
+    parts = []
+    for reader in readers:
+        thread = reader.thread
+        head = (
+            f"  thread {thread.name!r} (ident {thread.ident}), "
+            f"read-section depth {reader.depth}, saw grace-period counter {reader.ctr}"
+        )
+        frame = frames.get(thread.ident) if thread.ident is not None else None
+        if frame is None:
+            parts.append(head + "\n    (no stack: the thread is not running Python code)")
+        else:
+            stack = "".join(traceback.format_stack(frame)).rstrip()
+            parts.append(head + "\n" + "\n".join("  " + line for line in stack.splitlines()))
+    return "\n".join(parts)
+
+
+class Reclaimable:
+    """Mixin for objects that a debug domain poisons when it reclaims them.
+
+    After poisoning, reading or writing any attribute raises
+    :class:`rcu.UseAfterReclaimError`. Classes that use ``__slots__`` get the
+    same treatment. Outside debug mode the mixin costs nothing.
+    """
+
+    __slots__ = ()
+
+
+_poisoned_classes: dict[type, type] = {}
+
+
+def _poisoned_class(cls: type) -> type:
+    poisoned = _poisoned_classes.get(cls)
+    if poisoned is None:
+
+        def __getattribute__(self: object, name: str) -> Any:
+            if name == "__class__":
+                return object.__getattribute__(self, name)
+            raise UseAfterReclaimError(
+                f"{cls.__qualname__} object used after it was reclaimed "
+                f"(attribute {name!r}): a reference outlived its read section"
+            )
+
+        def __setattr__(self: object, name: str, value: object) -> None:
+            __getattribute__(self, name)
+
+        # setdefault: two threads poisoning the first object of a class at
+        # once agree on one poisoned class.
+        poisoned = _poisoned_classes.setdefault(
+            cls,
+            type(
+                f"Reclaimed{cls.__name__}",
+                (cls,),
+                {
+                    "__slots__": (),
+                    "__getattribute__": __getattribute__,
+                    "__setattr__": __setattr__,
+                    "__delattr__": __getattribute__,
+                },
+            ),
+        )
+    return poisoned
+
+
+def poison(obj: object) -> None:
+    """Poison ``obj`` if it is a :class:`Reclaimable`; otherwise do nothing."""
+    if isinstance(obj, Reclaimable):
+        cls = type(obj)
+        if cls not in _poisoned_classes.values():
+            # A subclass with no new slots has the same layout: the
+            # ``__class__`` assignment is allowed and atomic.
+            obj.__class__ = _poisoned_class(cls)

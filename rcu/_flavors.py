@@ -1,0 +1,171 @@
+"""The two RCU flavors: what a read section writes into the reader record.
+
+epoch (liburcu "memb", QEMU util/rcu.c)
+    The outermost ``lock`` copies the domain's grace-period counter into the
+    record; the outermost ``unlock`` stores ``0``. A grace period bumps the
+    counter and waits for the records that still hold an older value. Readers
+    pay two stores per section and never block; a thread that is not in a
+    section never holds anything up.
+
+qsbr (liburcu "qsbr")
+    Read sections cost nothing but a nesting count. Instead, a registered
+    thread is *online* and promises to call ``quiescent_state()`` now and then
+    at a point where it holds no reference (a vCPU at a block boundary, a
+    server between requests), which copies the counter into the record. A
+    grace period waits for every online thread's next quiescent state or
+    ``offline()``. Cheapest reads, but a thread that forgets to report stalls
+    every grace period: use ``offline()`` around anything that blocks.
+
+Orders that matter (on free-threaded builds these are the places that need
+sequential consistency; with the GIL every bytecode is ordered):
+
+* lock / quiescent_state / online: the store to ``ctr`` happens before the
+  section's first load of shared data. Paired with the writer, which
+  publishes, then bumps the counter, then reads ``ctr``: either the writer
+  sees the reader's store (and waits), or the reader sees the new data.
+* unlock / offline / quiescent_state: the store to ``ctr`` happens before the
+  load of ``waiting``. Paired with the writer, which stores ``waiting``, then
+  reads ``ctr``: either the writer sees the reader gone, or the reader sees
+  ``waiting`` and sets the event. No wake-up is lost.
+"""
+
+from __future__ import annotations
+
+from types import TracebackType
+from typing import TYPE_CHECKING
+
+from rcu._reader import Reader
+from rcu.errors import ReadSectionError
+
+if TYPE_CHECKING:
+    from typing import Self
+
+__all__ = ["EpochReader", "QsbrReader", "reader_class"]
+
+_UNBALANCED = "unlock without a matching lock: no read section is open on this thread"
+
+
+class EpochReader(Reader):
+    """Reader record of the epoch flavor."""
+
+    __slots__ = ()
+
+    # The four read-side methods repeat the same few lines on purpose: they are
+    # the hot path, and a shared helper would cost a call per section.
+
+    def __enter__(self) -> Self:
+        depth = self.depth
+        if not depth:
+            # ORDER: this store precedes every load of shared data in the section.
+            self.ctr = self._gp.ctr
+        self.depth = depth + 1
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        depth = self.depth - 1
+        if depth:
+            if depth < 0:
+                raise ReadSectionError(_UNBALANCED)
+            self.depth = depth
+            return
+        self.depth = 0
+        # ORDER: clear ctr, then look at waiting (pairs with the writer's
+        # "set waiting, then read ctr").
+        self.ctr = 0
+        if self.waiting:
+            self._gp.event.set()
+
+    def lock(self) -> None:
+        depth = self.depth
+        if not depth:
+            self.ctr = self._gp.ctr  # ORDER: as in __enter__
+        self.depth = depth + 1
+
+    def unlock(self) -> None:
+        depth = self.depth - 1
+        if depth:
+            if depth < 0:
+                raise ReadSectionError(_UNBALANCED)
+            self.depth = depth
+            return
+        self.depth = 0
+        self.ctr = 0  # ORDER: as in __exit__
+        if self.waiting:
+            self._gp.event.set()
+
+
+class QsbrReader(Reader):
+    """Reader record of the qsbr flavor: online from registration."""
+
+    __slots__ = ()
+
+    def __enter__(self) -> Self:
+        self.depth += 1
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        depth = self.depth - 1
+        if depth < 0:
+            raise ReadSectionError(_UNBALANCED)
+        self.depth = depth
+
+    def lock(self) -> None:
+        self.depth += 1
+
+    def unlock(self) -> None:
+        depth = self.depth - 1
+        if depth < 0:
+            raise ReadSectionError(_UNBALANCED)
+        self.depth = depth
+
+    def quiescent_state(self) -> None:
+        """Report that this thread holds no reference obtained before this call."""
+        if self.depth:
+            raise ReadSectionError("quiescent_state() inside a read section")
+        if self.ctr:  # offline threads stay offline
+            # ORDER: publish the new counter value, then look at waiting.
+            self.ctr = self._gp.ctr
+            if self.waiting:
+                self._gp.event.set()
+
+    def offline(self) -> None:
+        """Stop holding up grace periods until :meth:`online` (an extended quiescent state)."""
+        if self.depth:
+            raise ReadSectionError("offline() inside a read section")
+        self.ctr = 0  # ORDER: clear ctr, then look at waiting.
+        if self.waiting:
+            self._gp.event.set()
+
+    def online(self) -> None:
+        """Hold up grace periods again; the thread may read shared data after this."""
+        # ORDER: this store precedes every later load of shared data.
+        self.ctr = self._gp.ctr
+
+    def _pause(self) -> bool:
+        if not self.ctr:
+            return False
+        self.offline()
+        return True
+
+
+def reader_class(flavor: str) -> type[Reader]:
+    """The reader record class of ``flavor`` ("epoch" or "qsbr")."""
+    try:
+        return _FLAVORS[flavor]
+    except (KeyError, TypeError):
+        raise ValueError(
+            f"unknown RCU flavor {flavor!r}: expected one of {sorted(_FLAVORS)}"
+        ) from None
+
+
+_FLAVORS: dict[str, type[Reader]] = {"epoch": EpochReader, "qsbr": QsbrReader}

@@ -1,0 +1,127 @@
+"""The per-thread reader record.
+
+Why a record per thread and per domain
+--------------------------------------
+A grace period must know, for every thread that might hold a reference
+obtained from shared state, whether that thread is still inside a read section
+that began before the grace period. Asking the threads would make readers pay
+for writers. Instead every reader thread owns a small record that only it
+writes, and a writer *looks* at the records: a reader never takes a lock,
+never waits, and never writes memory that another thread writes.
+
+The record is also the reader's fast-path handle (``Domain.reader()``): a
+thread that keeps it avoids the thread-local lookup of ``Domain.read()``.
+
+Fields and who writes them (one writer per field; written where relied on):
+
+``ctr``
+    Written by the owner thread only. ``0`` means "not reading" (epoch flavor:
+    outside every read section; qsbr flavor: offline). Any other value is the
+    domain's grace-period counter as the owner last saw it. A grace period
+    that bumped the counter to ``G`` waits for every record whose ``ctr`` is
+    neither ``0`` nor ``G``.
+``depth``
+    Read-section nesting depth, owner only. Counted in both flavors so that
+    calls that would deadlock inside a section are caught at the call.
+``waiting``
+    Written by the thread that drives the current grace period only (there is
+    at most one at a time, see ``Domain``). When set, the owner signals the
+    domain's ``event`` as it leaves its section, so the driver wakes without
+    polling. The owner never clears it: a stale ``True`` costs one spurious
+    wake-up, never a lost one.
+
+The flavors (epoch, qsbr) live in :mod:`rcu._flavors`; they differ only in
+what the read-side calls write into ``ctr``.
+"""
+
+from __future__ import annotations
+
+import threading
+from types import TracebackType
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from typing import Self
+
+__all__ = ["GracePeriodState", "Reader"]
+
+
+class GracePeriodState:
+    """What a domain shares with its readers: the counter and the wake-up event.
+
+    ``ctr`` is written only by the thread driving a grace period; it starts at
+    1 so that ``0`` can mean "not reading", and Python integers never wrap, so
+    one counter phase suffices (liburcu needs two with 32-bit counters).
+    """
+
+    __slots__ = ("ctr", "event")
+
+    def __init__(self) -> None:
+        self.ctr = 1
+        self.event = threading.Event()
+
+
+class Reader:
+    """One thread's reader record in one :class:`rcu.Domain`, and its handle.
+
+    ``with reader:`` and ``reader.lock(); reader.unlock()`` delimit a read
+    section exactly as ``with domain.read():`` does, without looking up the
+    current thread. A reader belongs to the thread that obtained it: use it
+    only on that thread.
+    """
+
+    __slots__ = ("__weakref__", "_gp", "ctr", "depth", "thread", "waiting")
+
+    def __init__(self, gp: GracePeriodState, thread: threading.Thread) -> None:
+        self._gp = gp
+        self.thread = thread
+        self.ctr = 0
+        self.depth = 0
+        self.waiting = False
+
+    # The read-side calls below are implemented by each flavor.
+
+    def __enter__(self) -> Self:
+        raise NotImplementedError
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        raise NotImplementedError
+
+    def lock(self) -> None:
+        """Enter a read section (nestable)."""
+        raise NotImplementedError
+
+    def unlock(self) -> None:
+        """Leave the innermost read section; ``ReadSectionError`` if none is open."""
+        raise NotImplementedError
+
+    def quiescent_state(self) -> None:
+        """qsbr: report that this thread holds no reference (no-op in epoch)."""
+
+    def offline(self) -> None:
+        """qsbr: enter an extended quiescent state (no-op in epoch)."""
+
+    def online(self) -> None:
+        """qsbr: leave an extended quiescent state (no-op in epoch)."""
+
+    def _pause(self) -> bool:
+        """Stop holding up grace periods while this thread blocks in a wait.
+
+        Returns True if :meth:`online` must be called after the wait.
+        """
+        return False
+
+    def is_ongoing(self, gp_ctr: int) -> bool:
+        """True if this reader must still be waited for by the grace period ``gp_ctr``."""
+        ctr = self.ctr
+        return ctr != 0 and ctr != gp_ctr
+
+    def __repr__(self) -> str:
+        return (
+            f"<{type(self).__name__} thread={self.thread.name!r} depth={self.depth} ctr={self.ctr}>"
+        )

@@ -1,0 +1,1 @@
+"""Translation buffer, retirement policies and a RISC-V emulator built on rcu and quiescent."""
