@@ -147,9 +147,13 @@ class QsbrReader(Reader):
             self._gp.event.set()
 
     def online(self) -> None:
-        """Hold up grace periods again; the thread may read shared data after this."""
-        # ORDER: this store precedes every later load of shared data.
-        self.ctr = self._gp.ctr
+        """Hold up grace periods again; the thread may read shared data after this.
+
+        A no-op on a thread that is online already: it is not a quiescent state.
+        """
+        if not self.ctr:
+            # ORDER: this store precedes every later load of shared data.
+            self.ctr = self._gp.ctr
 
     def _pause(self) -> bool:
         if not self.ctr:

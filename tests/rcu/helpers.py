@@ -14,6 +14,20 @@ PATIENCE = 10.0
 GLANCE = 0.2
 
 
+def wait_until(predicate: Callable[[], object], timeout: float = PATIENCE) -> bool:
+    """Poll ``predicate`` every millisecond until it is true; False after ``timeout``.
+
+    For tests that observe a state no event announces (a grace period that
+    has started); library code never polls.
+    """
+    ticker = threading.Event()
+    for _ in range(int(timeout * 1000)):
+        if predicate():
+            return True
+        ticker.wait(0.001)
+    return bool(predicate())
+
+
 def start(target: Callable[[], object], name: str) -> threading.Thread:
     """Start a daemon thread running ``target``."""
     thread = threading.Thread(target=target, name=name, daemon=True)

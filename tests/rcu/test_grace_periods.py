@@ -11,7 +11,15 @@ import threading
 import pytest
 
 import rcu
-from tests.rcu.helpers import GLANCE, PATIENCE, Background, ParkedReader, join, start
+from tests.rcu.helpers import (
+    GLANCE,
+    PATIENCE,
+    Background,
+    ParkedReader,
+    join,
+    start,
+    wait_until,
+)
 
 
 def test_synchronize_without_readers_returns(domain: rcu.Domain) -> None:
@@ -41,7 +49,7 @@ def test_reader_that_starts_later_does_not_delay(domain: rcu.Domain) -> None:
     assert not sync.returned_within(GLANCE)
     # Wait until the grace period has started (the early reader is flagged),
     # so that the late reader's section begins after it.
-    assert _wait_until(lambda: domain._gp.ctr > 1)
+    assert wait_until(lambda: domain._gp.ctr > 1)
     late = ParkedReader(domain, name="late")
     early.finish()
     assert sync.outcome() is True, "synchronize() waited for a later section"
@@ -109,13 +117,3 @@ def test_grace_period_latency_recorded(domain: rcu.Domain, calls: int) -> None:
     latency = domain.statistics().gp_latency
     assert latency.count == calls
     assert 0 <= latency.p50 <= latency.p99 <= latency.max
-
-
-def _wait_until(predicate: object, timeout: float = PATIENCE) -> bool:
-    event = threading.Event()
-    assert callable(predicate)
-    for _ in range(int(timeout / 0.005)):
-        if predicate():
-            return True
-        event.wait(0.005)
-    return False

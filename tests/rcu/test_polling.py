@@ -8,7 +8,7 @@ import threading
 import pytest
 
 import rcu
-from tests.rcu.helpers import GLANCE, PATIENCE, Background, ParkedReader
+from tests.rcu.helpers import GLANCE, PATIENCE, Background, ParkedReader, wait_until
 
 
 def test_cookie_taken_inside_a_reader_is_not_complete_while_it_reads(
@@ -35,13 +35,7 @@ def test_cookie_from_start_poll_completes_without_anyone_waiting(domain: rcu.Dom
     cookie = domain.start_poll()
     reader.finish()
     # Nobody calls synchronize: the domain's worker drives the grace period.
-    done = threading.Event()
-    for _ in range(int(PATIENCE / 0.01)):
-        if domain.poll(cookie):
-            done.set()
-            break
-        done.wait(0.01)
-    assert done.is_set(), "a polled grace period never completed"
+    assert wait_until(lambda: domain.poll(cookie)), "a polled grace period never completed"
 
 
 def test_cookies_are_ordered(domain: rcu.Domain) -> None:
