@@ -37,9 +37,11 @@ for the backlog to drain) are two conditions over it. Readers never take it.
 It comes first in the domain's lock order (see :mod:`rcu._domain`).
 
 Worker state machine (``_state``, under ``_lock``):
-``_OPEN`` -> ``_CLOSING`` (close was called; the worker drains what is queued,
-including what callbacks queue meanwhile) -> ``_CLOSED`` (the worker exited or
-never ran; nothing is queued any more).
+``_OPEN`` -> ``_DRAINING`` (``close(drain=True)``: the worker runs what is
+queued, including what callbacks queue meanwhile) or ``_DROPPING``
+(``close(drain=False)``: what is queued, and the batch waiting for its grace
+period, is dropped; the worker stops waiting for readers) -> ``_CLOSED`` (the
+worker exited or never ran; nothing is queued any more).
 """
 
 from __future__ import annotations
@@ -60,7 +62,7 @@ if TYPE_CHECKING:
 
 __all__ = ["CallbackEngine"]
 
-_OPEN, _CLOSING, _CLOSED = 0, 1, 2
+_OPEN, _DRAINING, _DROPPING, _CLOSED = 0, 1, 2, 3
 
 # A queued item: (fn, args, kwargs). Barrier markers use this kwargs object,
 # compared by identity: they are not user callbacks and are never counted.
@@ -149,7 +151,7 @@ class CallbackEngine:
             self._enqueue((fn, args, kwargs))
 
     def _draining_from_worker(self) -> bool:
-        return self._state == _CLOSING and self.on_worker_thread()
+        return self._state == _DRAINING and self.on_worker_thread()
 
     def _wait_for_space(self) -> None:
         # Called with the lock held. An online qsbr producer goes offline:
@@ -229,9 +231,15 @@ class CallbackEngine:
             # Waiting without the lock: producers keep queueing meanwhile, and
             # their callbacks get the next grace period's number.
             target = domain._next_target() if batch else request
-            domain._wait_paused(target, None)
-            if batch:
-                self._invoke(batch)
+            if domain._wait_paused(target, None, abort=self._dropping):
+                if batch:
+                    self._invoke(batch)
+            else:  # close(drain=False) abandoned the wait
+                with self.lock:
+                    self._drop(batch)
+
+    def _dropping(self) -> bool:
+        return self._state == _DROPPING
 
     def _next_batch(self) -> collections.deque[_Item] | None:
         """Wait for work (lock held); return a batch, ``[]`` for a polled request, or None."""
@@ -300,27 +308,32 @@ class CallbackEngine:
         with self.lock:
             if self._state == _OPEN:
                 if not drain:
-                    self._drop_queued()
-                self._state = _CLOSING if self._worker is not None else _CLOSED
+                    self._drop(self._queue)
+                if self._worker is None:
+                    self._state = _CLOSED
+                else:
+                    self._state = _DRAINING if drain else _DROPPING
                 self._force = True
                 self._work.notify()
                 self._space.notify_all()
             worker = self._worker
         if worker is None:
             return True
+        if not drain:
+            self._domain._wake_waiters()
         worker.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
         return not worker.is_alive()
 
-    def _drop_queued(self) -> None:
+    def _drop(self, items: collections.deque[_Item]) -> None:
         # Lock held. Barrier markers are run, not dropped: their waiters
         # must not hang on callbacks that will never run.
         dropped = 0
-        for fn, _args, kwargs in self._queue:
+        for fn, _args, kwargs in items:
             if kwargs is _BARRIER:
                 fn()
             else:
                 dropped += 1
-        self._queue.clear()
+        items.clear()
         self._pending -= dropped
         self._dropped += dropped
 
@@ -361,7 +374,7 @@ class CallbackEngine:
         self._pending = len(leftover)
         self._worker = None
         self._worker_ident = None
-        if self._state == _CLOSING and not leftover:
+        if self._state in (_DRAINING, _DROPPING) and not leftover:
             self._state = _CLOSED
         if leftover or self._gp_request > self._domain._completed:
             self._force = True

@@ -358,10 +358,12 @@ class Domain:
                 f"{what}() inside a read section of {self.name!r} would wait for itself"
             )
 
-    def _wait_paused(self, target: int, deadline: float | None) -> bool:
+    def _wait_paused(
+        self, target: int, deadline: float | None, abort: Callable[[], bool] | None = None
+    ) -> bool:
         resume = self._pause_current()
         try:
-            return self._wait_for(target, deadline)
+            return self._wait_for(target, deadline, abort)
         finally:
             if resume is not None:
                 resume.online()
@@ -371,14 +373,22 @@ class Domain:
         with self._gp_cond:
             return self._completed + (2 if self._gp_active else 1)
 
-    def _wait_for(self, target: int, deadline: float | None) -> bool:
-        """Wait until grace period ``target`` has completed, driving it if nobody does."""
+    def _wait_for(
+        self, target: int, deadline: float | None, abort: Callable[[], bool] | None = None
+    ) -> bool:
+        """Wait until grace period ``target`` has completed, driving it if nobody does.
+
+        Returns False if ``deadline`` passes, or if ``abort()`` is true when
+        the wait is woken by :meth:`_wake_waiters`.
+        """
         cond = self._gp_cond
         while True:
             with cond:
                 while True:
                     if self._completed >= target:
                         return True
+                    if abort is not None and abort():
+                        return False
                     if not self._gp_active:
                         # Become the driver of grace period _completed + 1.
                         self._gp_active = True
@@ -392,7 +402,7 @@ class Domain:
                         cond.wait(remaining)
             completed = False
             try:
-                completed = self._run_grace_period(deadline)
+                completed = self._run_grace_period(deadline, abort)
             finally:
                 with cond:
                     self._gp_active = False
@@ -402,7 +412,7 @@ class Domain:
             if not completed:
                 return False
 
-    def _run_grace_period(self, deadline: float | None) -> bool:
+    def _run_grace_period(self, deadline: float | None, abort: Callable[[], bool] | None) -> bool:
         """Run one grace period; only the thread that set ``_gp_active`` calls this."""
         start = time.perf_counter_ns()
         gp = self._gp
@@ -416,13 +426,17 @@ class Domain:
         # ctr in is_ongoing(): a reader that stored an older counter before
         # the bump is seen; one that stores after it sees the new data.
         holdouts = [reader for reader in readers if reader.is_ongoing(new)]
-        if holdouts and not self._wait_for_readers(holdouts, new, deadline):
+        if holdouts and not self._wait_for_readers(holdouts, new, deadline, abort):
             return False
         self._latency.add(time.perf_counter_ns() - start)
         return True
 
     def _wait_for_readers(
-        self, holdouts: list[Reader], gp_ctr: int, deadline: float | None
+        self,
+        holdouts: list[Reader],
+        gp_ctr: int,
+        deadline: float | None,
+        abort: Callable[[], bool] | None,
     ) -> bool:
         event = self._gp.event
         started = time.monotonic()
@@ -445,7 +459,7 @@ class Domain:
                 if not holdouts:
                     return True
                 now = time.monotonic()
-                if deadline is not None and now >= deadline:
+                if (deadline is not None and now >= deadline) or (abort is not None and abort()):
                     return False
                 if stall_timeout is not None and stall_at is not None and now >= stall_at:
                     self._warn_stall(holdouts, now - started)
@@ -456,6 +470,12 @@ class Domain:
             for reader in holdouts:
                 reader.waiting = False
 
+    def _wake_waiters(self) -> None:
+        """Wake every thread waiting for a grace period so it checks its ``abort``."""
+        self._gp.event.set()
+        with self._gp_cond:
+            self._gp_cond.notify_all()
+
     def _warn_stall(self, holdouts: list[Reader], waited: float) -> None:
         self._stalls += 1  # only the grace-period driver writes this
         warnings.warn(
@@ -463,7 +483,7 @@ class Domain:
                 f"grace period of {self.name!r} has waited {waited:.1f} s for "
                 f"{len(holdouts)} reader(s):\n{describe_holdouts(holdouts)}"
             ),
-            stacklevel=5,
+            stacklevel=7,  # the caller of synchronize()
         )
 
     # ------------------------------------------------------------------
@@ -630,9 +650,21 @@ def _drain_at_exit() -> None:
         timeout = domain.stall_timeout
         deadline = None if timeout is None else time.monotonic() + timeout
         try:
-            domain._close(True, deadline)
+            drained = domain._close(True, deadline)
         except RcuError as exc:
             warnings.warn(f"could not drain {domain!r} at exit: {exc}", RuntimeWarning, 1)
+            continue
+        if not drained:
+            with domain._registry_lock:
+                holdouts = [reader for reader in domain._registry if reader.ctr]
+            warnings.warn(
+                RcuStallWarning(
+                    f"interpreter exit: {domain.statistics().pending} callback(s) of "
+                    f"{domain.name!r} could not run within {timeout} s; readers that "
+                    f"hold its grace period:\n{describe_holdouts(holdouts)}"
+                ),
+                stacklevel=1,
+            )
 
 
 os.register_at_fork(
