@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import subprocess
 import sys
 import textwrap
@@ -47,7 +48,7 @@ def test_each_thread_order_kept_and_each_runs_once(domain: rcu.Domain) -> None:
         for seq in range(per_thread):
             domain.call_rcu(seen.append, (tid, seq))
 
-    threads = [start(lambda t=t: produce(t), f"producer-{t}") for t in range(4)]
+    threads = [start(functools.partial(produce, t), f"producer-{t}") for t in range(4)]
     join(*threads)
     assert domain.barrier(PATIENCE)
     assert Counter(seen) == Counter((t, s) for t in range(4) for s in range(per_thread))
@@ -108,7 +109,9 @@ def test_failing_error_handler_is_reported_too(capsys: pytest.CaptureFixture[str
 def test_barrier_waits_for_earlier_callbacks_of_all_threads(domain: rcu.Domain) -> None:
     reader = ParkedReader(domain)
     done: list[int] = []
-    producers = [start(lambda i=i: domain.call_rcu(done.append, i), f"p{i}") for i in range(5)]
+    producers = [
+        start(functools.partial(domain.call_rcu, done.append, i), f"p{i}") for i in range(5)
+    ]
     join(*producers)
     assert domain.barrier(timeout=GLANCE) is False
     reader.finish()
@@ -205,10 +208,12 @@ def test_backlog_never_exceeds_max_pending(flavor: str) -> None:
             counts[i] += 1
 
     with open_domain(flavor, max_pending=100, batch_size=1000, batch_delay=1.0) as d:
-        producers = [
-            start(lambda p=p: [d.call_rcu(note, p * 10_000 + i) for i in range(3000)], f"p{p}")
-            for p in range(3)
-        ]
+
+        def produce(p: int) -> None:
+            for i in range(3000):
+                d.call_rcu(note, p * 10_000 + i)
+
+        producers = [start(functools.partial(produce, p), f"p{p}") for p in range(3)]
         join(*producers)
         assert d.barrier(PATIENCE)
         stats = d.statistics()
