@@ -15,7 +15,7 @@ The domain keeps a counter ``G`` and a registry of reader records (see
 :mod:`rcu._reader`). To run a grace period, the driving thread bumps ``G``
 and waits for every record whose ``ctr`` is neither ``0`` (not reading) nor
 the new ``G`` (started after the bump). Each such *holdout* gets its
-``waiting`` flag set; when it leaves its section it sets the domain's event,
+``waiting`` flag set; when it leaves its section it signals the driver,
 so the driver sleeps instead of polling (QEMU util/rcu.c, liburcu).
 
 Sharing grace periods
@@ -280,7 +280,7 @@ class Domain:
         # owner writes ctr; here the owner is either this thread or dead.
         reader.ctr = 0
         if reader.waiting:
-            self._gp.event.set()
+            self._gp.signal()
         if exited and depth:
             warnings.warn(
                 ReaderExitWarning(
@@ -438,7 +438,7 @@ class Domain:
         deadline: float | None,
         abort: Callable[[], bool] | None,
     ) -> bool:
-        event = self._gp.event
+        gp = self._gp
         started = time.monotonic()
         stall_timeout = self.stall_timeout
         stall_at = None if stall_timeout is None else started + stall_timeout
@@ -446,9 +446,9 @@ class Domain:
             reader.waiting = True
         try:
             while True:
-                event.clear()
-                # ORDER: set waiting, clear the event, then read ctr. A reader
-                # that leaves after this read sees waiting and sets the event.
+                gp.clear()
+                # ORDER: set waiting, clear the signal, then read ctr. A reader
+                # that leaves after this read sees waiting and signals.
                 still = []
                 for reader in holdouts:
                     if reader.is_ongoing(gp_ctr):
@@ -465,14 +465,14 @@ class Domain:
                     self._warn_stall(holdouts, now - started)
                     stall_at = now + stall_timeout
                 wake_at = [t for t in (deadline, stall_at) if t is not None]
-                event.wait(min(wake_at) - now if wake_at else None)
+                gp.wait(min(wake_at) - now if wake_at else None)
         finally:
             for reader in holdouts:
                 reader.waiting = False
 
     def _wake_waiters(self) -> None:
         """Wake every thread waiting for a grace period so it checks its ``abort``."""
-        self._gp.event.set()
+        self._gp.signal()
         with self._gp_cond:
             self._gp_cond.notify_all()
 
@@ -562,7 +562,7 @@ class Domain:
         self._registry_lock = threading.Lock()
         self._gp_cond = threading.Condition(threading.Lock())
         self._gp_active = False
-        self._gp.event = threading.Event()
+        self._gp.reinit()
         me = self._current_reader()
         kept = {} if me is None else {me: self._registry[me]}
         if me is not None:

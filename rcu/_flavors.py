@@ -26,7 +26,7 @@ sequential consistency; with the GIL every bytecode is ordered):
 * unlock / offline / quiescent_state: the store to ``ctr`` happens before the
   load of ``waiting``. Paired with the writer, which stores ``waiting``, then
   reads ``ctr``: either the writer sees the reader gone, or the reader sees
-  ``waiting`` and sets the event. No wake-up is lost.
+  ``waiting`` and signals the driver. No wake-up is lost.
 """
 
 from __future__ import annotations
@@ -78,7 +78,7 @@ class EpochReader(Reader):
         # "set waiting, then read ctr").
         self.ctr = 0
         if self.waiting:
-            self._gp.event.set()
+            self._gp.signal()
 
     def lock(self) -> None:
         depth = self.depth
@@ -96,7 +96,7 @@ class EpochReader(Reader):
         self.depth = 0
         self.ctr = 0  # ORDER: as in __exit__
         if self.waiting:
-            self._gp.event.set()
+            self._gp.signal()
 
 
 class QsbrReader(Reader):
@@ -136,7 +136,7 @@ class QsbrReader(Reader):
             # ORDER: publish the new counter value, then look at waiting.
             self.ctr = self._gp.ctr
             if self.waiting:
-                self._gp.event.set()
+                self._gp.signal()
 
     def offline(self) -> None:
         """Stop holding up grace periods until :meth:`online` (an extended quiescent state)."""
@@ -144,7 +144,7 @@ class QsbrReader(Reader):
             raise ReadSectionError("offline() inside a read section")
         self.ctr = 0  # ORDER: clear ctr, then look at waiting.
         if self.waiting:
-            self._gp.event.set()
+            self._gp.signal()
 
     def online(self) -> None:
         """Hold up grace periods again; the thread may read shared data after this.
