@@ -13,8 +13,13 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import threading
 import time
+from pathlib import Path
+
+if not __package__:  # run as ``python benchmarks/NAME.py``: make the package importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import rcu
 from benchmarks._common import banner, machine, ns_per_op, table
@@ -108,17 +113,17 @@ def main() -> None:
 
     banner("Flood: one producer queues as fast as it can")
     total = 200_000 if args.quick else 1_000_000
-    rows = []
+    flood_rows = []
     for batch_size in (32, 1024, 4096):
         runs = [flood(batch_size, 0.01, total) for _ in range(3)]
-        rows.append(
+        flood_rows.append(
             (
                 batch_size,
                 statistics.median(r[0] for r in runs) / 1e3,
                 statistics.median(r[1] for r in runs),
             )
         )
-    print(table(["batch_size", "k callbacks/s", "callbacks/GP"], rows))
+    print(table(["batch_size", "k callbacks/s", "callbacks/GP"], flood_rows))
 
 
 if __name__ == "__main__":

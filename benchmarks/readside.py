@@ -10,11 +10,16 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 from readerwriterlock import rwlock
+
+if not __package__:  # run as ``python benchmarks/NAME.py``: make the package importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import rcu
 from benchmarks._common import banner, machine, median_of, ns_per_op, table
