@@ -192,6 +192,7 @@ class Vcpu:
         "_queue",
         "_running",
         "_section",
+        "_watch",
         "_world",
         "exit_requested",
         "name",
@@ -220,6 +221,10 @@ class Vcpu:
         self.exit_requested = False
         self._kicks = 0
         self._section = _Running(self)
+        # Watches the thread-local slot that dies with the thread. Kept here,
+        # not in the thread-local storage: a weak reference that dies together
+        # with its referent never calls back.
+        self._watch: weakref.ref[_ThreadSlot] | None = None
 
     def __repr__(self) -> str:
         state = "running" if self._running else "registered" if self._ident else "unregistered"
@@ -448,7 +453,7 @@ class World:
             self, name if name is not None else f"vcpu{index}", kick, threading.current_thread()
         )
         slot = _ThreadSlot(cpu)
-        self._local.watch = weakref.ref(slot, _exit_watcher(weakref.ref(self), cpu))
+        cpu._watch = weakref.ref(slot, _exit_watcher(weakref.ref(self), cpu))
         self._local.slot = slot
         self._local.cpu = cpu
         with self._lock:
@@ -474,9 +479,10 @@ class World:
                 self._retired_kicks += cpu._kicks
                 self._retired_work += cpu._queue.executed
         cpu._ident = None
+        # The watch first: dropping the slot must not look like an exit.
+        cpu._watch = None
         if getattr(self._local, "cpu", None) is cpu:
-            # The watch first: dropping the slot must not look like an exit.
-            del self._local.watch, self._local.slot, self._local.cpu
+            del self._local.slot, self._local.cpu
 
     def _forget_exited(self, cpu: Vcpu) -> None:
         """``cpu``'s thread exited without ``unregister()``: clean up after it."""
