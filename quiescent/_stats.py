@@ -87,13 +87,19 @@ class WorldStatistics:
     counts outermost exclusive sections that have ended (nested ones are part
     of their outer section). ``kicks`` counts kicks delivered to vCPUs, by
     exclusive sections and by queued work. ``work_items`` counts work items
-    that have run (synchronous, asynchronous and safe). ``time_to_quiesce``
-    and ``pause`` are described in :mod:`quiescent._stats`.
+    that have run (synchronous, asynchronous and safe), ``work_errors`` those
+    of them (asynchronous or safe) whose exception went to ``on_error``.
+    ``time_to_quiesce`` and ``pause`` are described in
+    :mod:`quiescent._stats`. ``waiting`` is, for each registered vCPU in
+    registration order, ``(name, seconds)``: the total time it has waited
+    to enter ``running()`` because of exclusive sections (the safepoint log).
     """
 
     vcpus: int
     exclusive_sections: int
     kicks: int
     work_items: int
+    work_errors: int
     time_to_quiesce: Percentiles
     pause: Percentiles
+    waiting: tuple[tuple[str, float], ...]

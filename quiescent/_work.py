@@ -85,15 +85,17 @@ class WorkItem:
 class WorkQueue:
     """The queue of one vCPU. ``process`` runs on that vCPU's thread only."""
 
-    __slots__ = ("_closed", "_items", "executed", "lock", "name")
+    __slots__ = ("_closed", "_items", "executed", "failed", "lock", "name")
 
     def __init__(self, name: str) -> None:
         self.name = name
         self.lock = threading.Lock()
         self._items: collections.deque[WorkItem] = collections.deque()
         self._closed = False
-        # Written by the owner thread only: items that have run.
+        # Written by the owner thread only: items that have run, and those of
+        # them (asynchronous or safe) whose exception went to the error handler.
         self.executed = 0
+        self.failed = 0
 
     def put(self, item: WorkItem) -> None:
         """Append ``item`` (the caller holds ``lock``); raise if the vCPU is gone."""
@@ -150,6 +152,7 @@ class WorkQueue:
         except BaseException as exc:
             item.error = exc
             if item.done is None:
+                self.failed += 1
                 report(exc, item.fn)
             if not isinstance(exc, Exception):
                 # KeyboardInterrupt, SystemExit: the waiter gets it too, and

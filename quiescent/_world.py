@@ -64,8 +64,10 @@ No user code (kick functions, work, ``on_error``) runs under either lock.
 from __future__ import annotations
 
 import math
+import sys
 import threading
 import time
+import traceback
 import warnings
 import weakref
 from collections.abc import Callable
@@ -154,13 +156,14 @@ class _Running:
 class _Exclusive:
     """The context manager of ``World.exclusive()``."""
 
-    __slots__ = ("_world",)
+    __slots__ = ("_timeout", "_world")
 
-    def __init__(self, world: World) -> None:
+    def __init__(self, world: World, timeout: float | None) -> None:
         self._world = world
+        self._timeout = timeout
 
     def __enter__(self) -> None:
-        self._world.start_exclusive()
+        self._world.start_exclusive(self._timeout)
 
     def __exit__(
         self,
@@ -192,6 +195,7 @@ class Vcpu:
         "_queue",
         "_running",
         "_section",
+        "_waited_ns",
         "_watch",
         "_world",
         "exit_requested",
@@ -216,6 +220,8 @@ class Vcpu:
         self._running = False
         # Under World._lock.
         self._has_waiter = False
+        # Written by the owner thread only: time spent waiting to enter running().
+        self._waited_ns = 0
         self._queue = WorkQueue(name)
         # Under self._queue.lock.
         self.exit_requested = False
@@ -414,11 +420,12 @@ class World:
         self._depth = 0  # the owner's nesting count
         self._started_ns = 0  # written by the owner only
         self._local = threading.local()
-        self._exclusive = _Exclusive(self)
+        self._exclusive = _Exclusive(self, None)
         # Under _lock:
         self._sections = 0
         self._retired_kicks = 0
         self._retired_work = 0
+        self._retired_errors = 0
         self._quiesce_window = LatencyWindow()
         self._pause_window = LatencyWindow()
 
@@ -478,6 +485,7 @@ class World:
                 del self._cpus[cpu]
                 self._retired_kicks += cpu._kicks
                 self._retired_work += cpu._queue.executed
+                self._retired_errors += cpu._queue.failed
         cpu._ident = None
         # The watch first: dropping the slot must not look like an exit.
         cpu._watch = None
@@ -523,9 +531,11 @@ class World:
             # Not counted: let the section run first. _running is set again
             # under the lock with _pending == 0, so the next starter sees it.
             cpu._running = False
+            start = _perf_ns()
             while self._pending:
                 self._resume.wait()
             cpu._running = True
+            cpu._waited_ns += _perf_ns() - start
 
     def _leave_slow(self, cpu: Vcpu) -> None:
         with self._lock:
@@ -538,18 +548,25 @@ class World:
     # ------------------------------------------------------------------
     # Exclusive sections
 
-    def exclusive(self) -> _Exclusive:
+    def exclusive(self, timeout: float | None = None) -> _Exclusive:
         """``with world.exclusive():`` is ``start_exclusive()`` ... ``end_exclusive()``."""
-        return self._exclusive
+        if timeout is None:
+            return self._exclusive
+        _check_timeout("timeout", timeout)
+        return _Exclusive(self, timeout)
 
-    def start_exclusive(self) -> None:
+    def start_exclusive(self, timeout: float | None = None) -> None:
         """Wait until no vCPU is inside ``running()``, and keep them out.
 
         Sections are exclusive: a second thread waits until the first ends.
         Nestable on one thread (each call needs its ``end_exclusive()``).
         Raises :class:`QuiescentError` on a thread whose vCPU is inside
-        ``running()``: it would wait for itself.
+        ``running()``: it would wait for itself. With a ``timeout`` (seconds)
+        it gives up after that long, lets every vCPU go on, and raises
+        ``TimeoutError`` naming the vCPUs that did not stop, with their stacks.
         """
+        wait = _check_timeout("timeout", timeout)
+        deadline = None if wait is None else time.monotonic() + wait
         me = _get_ident()
         if self._owner == me:
             self._depth += 1
@@ -563,7 +580,16 @@ class World:
         waited: list[Vcpu] = []
         with self._lock:
             while self._pending:
-                self._resume.wait()
+                if deadline is None:
+                    self._resume.wait()
+                else:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        raise TimeoutError(
+                            f"another exclusive section of {self.name!r} did not end "
+                            f"within {timeout} s"
+                        )
+                    self._resume.wait(remaining)
             start = _perf_ns()
             self._pending = 1
             # ORDER: store _pending, then load every _running (start_exclusive).
@@ -578,29 +604,52 @@ class World:
         try:
             for other in waited:
                 other._kick()
-            self._wait_quiesced()
+            self._wait_quiesced(deadline, timeout)
         except BaseException:
             self._abort(waited)
             raise
         self._started_ns = start
         self._quiesce_window.add(_perf_ns() - start)
 
-    def _wait_quiesced(self) -> None:
+    def _wait_quiesced(self, deadline: float | None, timeout: float | None) -> None:
         stall = self._stall_timeout
-        waited_for = 0.0
+        started = time.monotonic()
+        stall_at = None if stall is None else started + stall
         with self._lock:
             while self._pending > 1:
-                if self._quiesced.wait(stall) or stall is None or self._pending <= 1:
-                    continue
-                waited_for += stall
-                holdouts = [cpu.name for cpu in self._cpus if cpu._has_waiter]
-                warnings.warn(
-                    QuiescentStallWarning(
-                        f"exclusive section of {self.name!r} has waited {waited_for:.1f} s "
-                        f"for {len(holdouts)} vCPU(s) to leave running(): {holdouts}"
-                    ),
-                    stacklevel=4,
-                )
+                now = time.monotonic()
+                if deadline is not None and now >= deadline:
+                    raise TimeoutError(
+                        f"exclusive section of {self.name!r}: vCPUs did not leave running() "
+                        f"within {timeout} s:\n{self._describe_holdouts()}"
+                    )
+                if stall_at is not None and now >= stall_at:
+                    warnings.warn(
+                        QuiescentStallWarning(
+                            f"exclusive section of {self.name!r} has waited "
+                            f"{now - started:.1f} s for vCPUs to leave running():\n"
+                            f"{self._describe_holdouts()}"
+                        ),
+                        stacklevel=4,
+                    )
+                    assert stall is not None
+                    stall_at = now + stall
+                wake_at = [t for t in (deadline, stall_at) if t is not None]
+                self._quiesced.wait(min(wake_at) - now if wake_at else None)
+
+    def _describe_holdouts(self) -> str:
+        """Name and current stack of every vCPU a section waits for (under ``_lock``)."""
+        frames = sys._current_frames()
+        parts = []
+        for cpu in self._cpus:
+            if not cpu._has_waiter:
+                continue
+            frame = frames.get(cpu.thread.ident or -1)
+            stack = (
+                "".join(traceback.format_stack(frame)) if frame is not None else "  (no stack)\n"
+            )
+            parts.append(f"vCPU {cpu.name!r} (thread {cpu.thread.name!r}):\n{stack}")
+        return "".join(parts)
 
     def _abort(self, waited: list[Vcpu]) -> None:
         """Give up a section that has not started (a kick or a wait raised)."""
@@ -645,13 +694,16 @@ class World:
             sections = self._sections
             kicks = self._retired_kicks
             work = self._retired_work
+            errors = self._retired_errors
         return WorldStatistics(
             vcpus=len(cpus),
             exclusive_sections=sections,
             kicks=kicks + sum(cpu._kicks for cpu in cpus),
             work_items=work + sum(cpu._queue.executed for cpu in cpus),
+            work_errors=errors + sum(cpu._queue.failed for cpu in cpus),
             time_to_quiesce=self._quiesce_window.percentiles(),
             pause=self._pause_window.percentiles(),
+            waiting=tuple((cpu.name, cpu._waited_ns / 1e9) for cpu in cpus),
         )
 
 

@@ -14,6 +14,8 @@ from tests.quiescent.helpers import (
     WAIT,
     VcpuThread,
     join_all,
+    start_vcpus,
+    stop_all,
     wait_for,
 )
 
@@ -27,6 +29,7 @@ class Recorder:
 
     def __init__(self, vcpus: int) -> None:
         self.inside = [False] * vcpus
+        self.counts = [0] * vcpus  # blocks run, counted only inside running()
         self.active = False
         self.violations: list[str] = []
         self.lock = threading.Lock()
@@ -58,6 +61,7 @@ def vcpu_loop(
                 if rec.active:
                     rec.violation(f"vcpu{index} ran a block during an exclusive section")
                 sum(range(rng.randrange(1, 50)))
+                rec.counts[index] += 1
                 blocks += 1
             rec.inside[index] = False
         cpu.process_work()
@@ -76,7 +80,10 @@ def section_body(world: quiescent.World, rec: Recorder, who: str) -> None:
         rec.violation(f"{who}: vCPUs {running} inside running() during the section")
     if not world.in_exclusive():
         rec.violation(f"{who}: in_exclusive() is False inside the section")
+    before = sum(rec.counts)
     sum(range(100))
+    if sum(rec.counts) != before:
+        rec.violation(f"{who}: the block counter moved during the section")
     rec.active = False
 
 
@@ -159,6 +166,7 @@ def test_a_vcpu_entering_during_a_section_waits_for_the_outermost_end() -> None:
     go, about_to_enter, entered = threading.Event(), threading.Event(), threading.Event()
     active = [False]
     seen_active: list[bool] = []
+    waited: list[float] = []
 
     def body() -> None:
         cpu = world.register(name="late")
@@ -167,6 +175,7 @@ def test_a_vcpu_entering_during_a_section_waits_for_the_outermost_end() -> None:
             about_to_enter.set()
             with cpu.running():
                 seen_active.append(active[0])
+                waited.append(dict(world.statistics().waiting)["late"])
                 entered.set()
         finally:
             cpu.unregister()
@@ -192,6 +201,8 @@ def test_a_vcpu_entering_during_a_section_waits_for_the_outermost_end() -> None:
         go.set()
         join_all([thread])
     assert seen_active == [False]
+    assert len(waited) == 1
+    assert waited[0] > 0  # the safepoint log counted its wait
 
 
 @pytest.mark.timeout(30)
@@ -258,4 +269,47 @@ def test_a_stalled_section_warns_naming_the_holdout() -> None:
         thread.stop()
     assert shown, "no stall warning"
     assert shown[0].startswith("QuiescentStallWarning:")
-    assert "['stuck-vcpu']" in shown[0]
+    assert "vCPU 'stuck-vcpu'" in shown[0]
+    assert "in stuck" in shown[0]  # its stack
+
+
+@pytest.mark.timeout(30)
+def test_exclusive_timeout_names_the_holdouts_with_their_stacks() -> None:
+    world = quiescent.World(name="timeout")
+    in_block, release = threading.Event(), threading.Event()
+
+    def stuck(cpu: quiescent.Vcpu) -> None:
+        in_block.set()
+        release.wait(WAIT)
+
+    thread = VcpuThread(world, "stuck-vcpu", stuck)
+    thread.start()
+    try:
+        wait_for(in_block, "vCPU 'stuck-vcpu' to run")
+        with pytest.raises(TimeoutError) as info, world.exclusive(timeout=0.1):
+            pass
+        assert "vCPU 'stuck-vcpu'" in str(info.value)
+        assert "in stuck" in str(info.value)
+        assert not world.in_exclusive()
+        release.set()
+        with world.exclusive(timeout=WAIT):
+            pass
+    finally:
+        release.set()
+        thread.stop()
+    assert world.statistics().exclusive_sections == 1
+
+
+@pytest.mark.timeout(30)
+def test_idle_vcpus_do_not_delay_a_section_and_are_not_kicked() -> None:
+    world = quiescent.World(name="idle")
+    vcpus = start_vcpus(world, 3, idle=True)  # blocked outside running()
+    try:
+        for _ in range(5):
+            with world.exclusive(timeout=WAIT):
+                pass
+        stats = world.statistics()
+        assert stats.kicks == 0
+        assert stats.exclusive_sections == 5
+    finally:
+        stop_all(vcpus)

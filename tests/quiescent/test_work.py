@@ -311,6 +311,7 @@ def test_errors_of_asynchronous_work_go_to_on_error() -> None:
         (ValueError, boom, threading.get_ident()),
     ]
     assert done == ["after"]
+    assert world.statistics().work_errors == 2  # reported and counted
     assert not world.in_exclusive()  # the failing safe item ended its section
 
 
