@@ -1,6 +1,6 @@
 """Benchmarks of :mod:`quiescent`: the running() fast path and the time to quiesce.
 
-Run as ``python benchmarks/quiescent.py`` (about 15 seconds). Everything runs
+Run as ``python benchmarks/quiescent.py`` (about 20 seconds). Everything runs
 in one process, every figure is the median of repeated runs, and each is
 printed next to a baseline measured in the same run:
 
@@ -100,8 +100,8 @@ def bench_event_round_trip(trips: int, repeats: int) -> float:
         thread.join(10)
 
 
-def bench_quiesce(vcpus: int, k: int, sections: int) -> tuple[float, float]:
-    """p50 and p90 time to quiesce (ns) of ``sections`` sections over busy vCPUs."""
+def bench_quiesce(vcpus: int, k: int, sections: int) -> tuple[float, float, float]:
+    """p50 and p90 time to quiesce and p50 pause (ns) of ``sections`` sections."""
     world = quiescent.World(name=f"q{vcpus}x{k}")
     ready = threading.Barrier(vcpus + 1)
     done = [False]
@@ -133,8 +133,9 @@ def bench_quiesce(vcpus: int, k: int, sections: int) -> tuple[float, float]:
             thread.join(10)
             if thread.is_alive():
                 raise RuntimeError(f"{thread.name} did not stop")
-    stats = world.statistics().time_to_quiesce
-    return stats.p50 * 1e9, stats.p90 * 1e9
+    stats = world.statistics()
+    ttq = stats.time_to_quiesce
+    return ttq.p50 * 1e9, ttq.p90 * 1e9, stats.pause.p50 * 1e9
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -142,7 +143,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5, help="runs per figure (median)")
     parser.add_argument("--ops", type=int, default=200_000, help="enter/leave per run")
-    parser.add_argument("--sections", type=int, default=40, help="exclusive sections per run")
+    parser.add_argument("--sections", type=int, default=30, help="exclusive sections per run")
     args = parser.parse_args(argv)
     repeats = args.repeats
 
@@ -156,17 +157,18 @@ def main(argv: list[str] | None = None) -> None:
     round_trip = bench_event_round_trip(2_000, repeats)
     print(f"\nthreading.Event round trip between two threads: {round_trip / 1e3:.1f} us")
 
-    print("\nTime to quiesce: p50 / p90 in us (ratio of p50 to the Event round trip)")
+    print("\nTime to quiesce p50 / p90, pause p50, in us; (p50 time to quiesce / Event round trip)")
     ks = (10, 1_000, 10_000)
-    print("  vCPUs " + "".join(f"{'K=' + str(k):>28}" for k in ks))
-    for vcpus in (1, 2, 4):
+    print("  vCPUs " + "".join(f"{'K=' + str(k):>36}" for k in ks))
+    for vcpus in (1, 2, 4, 8):
         cells = []
         for k in ks:
             runs = [bench_quiesce(vcpus, k, args.sections) for _ in range(3)]
-            p50 = statistics.median(r[0] for r in runs)
-            p90 = statistics.median(r[1] for r in runs)
-            cells.append(f"{p50 / 1e3:8.1f} / {p90 / 1e3:8.1f} ({p50 / round_trip:5.1f}x)")
-        print(f"  {vcpus:5d} " + "".join(f"{c:>28}" for c in cells))
+            p50, p90, pause = (statistics.median(r[i] for r in runs) for i in range(3))
+            cells.append(
+                f"{p50 / 1e3:7.1f} /{p90 / 1e3:7.1f} /{pause / 1e3:7.1f} ({p50 / round_trip:5.1f}x)"
+            )
+        print(f"  {vcpus:5d} " + "".join(f"{c:>36}" for c in cells))
 
 
 if __name__ == "__main__":
