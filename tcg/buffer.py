@@ -1,0 +1,452 @@
+"""TranslationBuffer: host-code regions, the TB index, jump caches and the page map.
+
+What it models
+--------------
+QEMU keeps translated code in one big buffer cut into regions
+(tcg/region.c); threads fill regions one after the other, and when none is
+left the buffer is full and something must be reclaimed. Here the buffer is a
+real ``bytearray``: every TB's bytes (its compiled function's bytecode and
+constants) are copied into its region, so memory pressure follows the guest
+code. Reclaiming a region overwrites it with a poison pattern and bumps its
+generation, which is what the :class:`~tcg.block.TranslationBlock` oracle
+checks.
+
+The buffer owns the mechanisms (allocate, publish, unlink, retire a region,
+reclaim a region, flush everything); a :class:`~tcg.policies.RetirePolicy`
+decides when and how safely reclamation happens.
+
+Region states (a small integer per region, changed under ``_lock``)::
+
+    FREE --take--> CURRENT --full--> FULL --retire--> RETIRED --reclaim--> FREE
+                                        \\______________ flush ______________/
+
+``CURRENT`` is the region being filled. ``RETIRED`` regions are unpublished
+(no index, page map or jump-cache entry leads to their TBs) but not yet
+reclaimed: a vCPU that found one of their TBs earlier may still run it.
+
+Readers and writers
+-------------------
+vCPUs read the index (a dict) and their own jump cache without locks. Writers
+(translators, policies) change them under ``_lock``. Unlinking a TB follows
+one order, relied on by :meth:`lookup`::
+
+    1. tb.invalid = True          (jump-cache hits check it)
+    2. remove from the index and the page map
+    3. clear jump-cache entries that hold it
+
+A vCPU that read the TB from the index before step 2 may store it in its jump
+cache after step 3; its next hit sees ``invalid`` and misses. So after an
+unlink, a vCPU reaches the TB only through a reference it obtained before,
+which the policy's grace period (or exclusive section) covers.
+
+Lock order: an exclusive section (quiescent) or an rcu callback may take
+``_lock``; code holding ``_lock`` never waits for either, never calls the
+policy and never runs guest code.
+"""
+
+from __future__ import annotations
+
+import collections
+import threading
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from sortedcontainers import SortedDict
+
+from tcg.block import BlockFunction, TranslationBlock
+
+if TYPE_CHECKING:
+    from tcg.policies import RetirePolicy
+
+__all__ = [
+    "BufferFullError",
+    "BufferStatistics",
+    "JumpCache",
+    "TranslationBuffer",
+]
+
+FREE, CURRENT, FULL, RETIRED = 0, 1, 2, 3
+_STATE_NAMES = ("free", "current", "full", "retired")
+
+#: Entries of a per-vCPU jump cache (QEMU's TB_JMP_CACHE_SIZE).
+JUMP_CACHE_BITS = 12
+JUMP_CACHE_SIZE = 1 << JUMP_CACHE_BITS
+_JC_MASK = JUMP_CACHE_SIZE - 1
+
+PAGE_BITS = 12
+_POISON = b"\xde\xad\xbe\xef"
+
+#: A vCPU's jump cache: a direct-mapped list indexed by ``(pc >> 2) & mask``.
+JumpCache = list[TranslationBlock | None]
+
+
+class BufferFullError(Exception):
+    """No region is free for a new TB.
+
+    The translator must leave guest code (its read section or ``running()``)
+    and call ``policy.wait_for_space(error.token)`` before it retries.
+    """
+
+    def __init__(self, token: object) -> None:
+        super().__init__("translation buffer full")
+        self.token = token
+
+
+@dataclass(frozen=True, slots=True)
+class BufferStatistics:
+    """A snapshot of a translation buffer's counters (bytes are host-code bytes)."""
+
+    capacity: int
+    regions: int
+    region_size: int
+    translations: int
+    retranslations: int
+    invalidations: int
+    live_bytes: int
+    retired_bytes: int
+    peak_live_bytes: int
+    peak_retired_bytes: int
+    tbs: int
+    free_regions: int
+    #: (seconds since the buffer was created, live bytes, retired bytes) samples
+    timeline: tuple[tuple[float, int, int], ...]
+
+
+class TranslationBuffer:
+    """Translated code for every vCPU, retired by ``policy``.
+
+    ``capacity`` bytes of host code cut into ``regions`` equal regions. A TB
+    must fit in one region. ``watch``, if given, is a per-guest-page
+    ``bytearray``; the buffer sets bit 0 of a page's byte while TBs
+    translated from that page exist (so that guest stores there can be
+    caught cheaply) and clears it when the last one goes.
+    """
+
+    def __init__(
+        self,
+        capacity: int,
+        regions: int,
+        policy: RetirePolicy,
+        *,
+        watch: bytearray | None = None,
+    ) -> None:
+        for name, value in (("capacity", capacity), ("regions", regions)):
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise TypeError(f"{name} must be an int, not {type(value).__name__}")
+        if regions < 1:
+            raise ValueError(f"regions must be >= 1, not {regions}")
+        if capacity < regions:
+            raise ValueError(f"capacity {capacity} is smaller than {regions} regions of 1 byte")
+        if watch is not None and not isinstance(watch, bytearray):
+            raise TypeError("watch must be a bytearray or None")
+        self.capacity = capacity
+        self.regions = regions
+        self.region_size = capacity // regions
+        self.code = bytearray(capacity)
+        self.policy = policy
+        self.watch = watch
+        # Read by vCPUs without a lock (one list index per executed TB).
+        self.generations = [0] * regions
+        self._lock = threading.Lock()
+        self._state = [FREE] * regions
+        self._used = [0] * regions  # allocation offset within each region
+        self._region_tbs: list[list[TranslationBlock]] = [[] for _ in range(regions)]
+        self._retired_in = [0] * regions  # unlinked bytes per region, not yet reclaimed
+        self._full_order: collections.deque[int] = collections.deque()  # oldest first
+        self._current = -1
+        self._index: dict[int, TranslationBlock] = {}
+        self._pages: SortedDict = SortedDict()  # page -> {tb: None} (insertion-ordered set)
+        self._jump_caches: list[JumpCache] = []
+        self._seen: set[int] = set()  # keys translated at least once
+        self._translations = 0
+        self._retranslations = 0
+        self._invalidations = 0
+        self._live = 0
+        self._retired = 0
+        self._peak_live = 0
+        self._peak_retired = 0
+        self._born = time.perf_counter()
+        self._timeline: collections.deque[tuple[float, int, int]] = collections.deque(maxlen=4096)
+        policy.bind(self)
+
+    def __repr__(self) -> str:
+        return (
+            f"<TranslationBuffer {self.capacity} B in {self.regions} regions, "
+            f"policy={self.policy.name}, {len(self._index)} TBs>"
+        )
+
+    # ------------------------------------------------------------------
+    # vCPU side: lookups without locks
+
+    def new_jump_cache(self) -> JumpCache:
+        """A fresh jump cache for one vCPU; the buffer clears stale entries in it."""
+        cache: JumpCache = [None] * JUMP_CACHE_SIZE
+        with self._lock:
+            self._jump_caches.append(cache)
+        return cache
+
+    def drop_jump_cache(self, cache: JumpCache) -> None:
+        """Forget a vCPU's jump cache (the vCPU is gone)."""
+        with self._lock:
+            self._jump_caches = [c for c in self._jump_caches if c is not cache]
+
+    def lookup(self, cache: JumpCache, pc: int, flags: int = 0) -> TranslationBlock | None:
+        """The published TB for ``pc``, through ``cache`` then the index; None if absent.
+
+        Call inside the policy's read side (a read section, or ``running()``).
+        """
+        slot = (pc >> 2) & _JC_MASK
+        tb = cache[slot]
+        if tb is not None and tb.pc == pc and tb.flags == flags and not tb.invalid:
+            return tb
+        tb = self._index.get(pc | flags << 32)
+        if tb is not None:
+            cache[slot] = tb
+        return tb
+
+    # ------------------------------------------------------------------
+    # Translator side
+
+    def add(
+        self,
+        pc: int,
+        end: int,
+        fn: BlockFunction,
+        code: bytes,
+        flags: int = 0,
+    ) -> TranslationBlock:
+        """Allocate room for ``code``, copy it in and publish a TB for ``[pc, end)``.
+
+        Raises :class:`BufferFullError` when no region is free; the policy
+        has been told (``on_full``) and the caller must wait for space outside
+        its read side, then retry. If another thread already published a TB
+        for the same key, that one is returned.
+        """
+        size = len(code)
+        if size > self.region_size:
+            raise ValueError(
+                f"a TB of {size} bytes does not fit in a region of {self.region_size} bytes: "
+                f"use a larger buffer or fewer regions"
+            )
+        if size == 0:
+            raise ValueError("a TB needs at least one byte of code")
+        key = pc | flags << 32
+        free_left = -1  # >= 0 once this call started filling a fresh region
+        with self._lock:
+            existing = self._index.get(key)
+            if existing is not None:
+                return existing
+            region = self._current
+            if region < 0 or self._used[region] + size > self.region_size:
+                region = self._next_region()
+                free_left = self._state.count(FREE)
+            if region >= 0:
+                offset = region * self.region_size + self._used[region]
+                self._used[region] += size
+                self.code[offset : offset + size] = code
+                tb = TranslationBlock(
+                    pc, end, flags, fn, region, self.generations[region], offset, size
+                )
+                self._publish(tb)
+        # The policy is called without the lock (it may queue callbacks or
+        # take other locks that are ordered before this one).
+        if region < 0:
+            raise BufferFullError(self.policy.on_full())
+        if free_left >= 0:
+            self.policy.on_region_start(free_left)
+        return tb
+
+    def _next_region(self) -> int:
+        # Lock held. Close the current region and take a free one (-1: none).
+        current = self._current
+        if current >= 0:
+            self._state[current] = FULL
+            self._full_order.append(current)
+            self._current = -1
+        for region, state in enumerate(self._state):
+            if state == FREE:
+                self._state[region] = CURRENT
+                self._used[region] = 0
+                self._current = region
+                return region
+        return -1
+
+    def _publish(self, tb: TranslationBlock) -> None:
+        # Lock held.
+        self._region_tbs[tb.region].append(tb)
+        self._index[tb.key] = tb
+        for page in range(tb.pc >> PAGE_BITS, ((tb.end - 1) >> PAGE_BITS) + 1):
+            tbs = self._pages.get(page)
+            if tbs is None:
+                self._pages[page] = {tb: None}
+                if self.watch is not None and page < len(self.watch):
+                    self.watch[page] |= 1
+            else:
+                tbs[tb] = None
+        self._translations += 1
+        if tb.key in self._seen:
+            self._retranslations += 1
+        else:
+            self._seen.add(tb.key)
+        self._live += tb.size
+        if self._live > self._peak_live:
+            self._peak_live = self._live
+
+    # ------------------------------------------------------------------
+    # Unlinking, retiring, reclaiming, flushing
+
+    def invalidate(self, start: int, end: int) -> list[TranslationBlock]:
+        """Unlink every TB translated from guest bytes overlapping ``[start, end)``.
+
+        Their bytes stay until their region is reclaimed (they count as
+        retired). Returns the TBs unlinked; the policy is told.
+        """
+        if end <= start:
+            return []
+        with self._lock:
+            found: dict[TranslationBlock, None] = {}
+            for page in self._pages.irange(start >> PAGE_BITS, (end - 1) >> PAGE_BITS):
+                for tb in self._pages[page]:
+                    if tb.pc < end and tb.end > start:
+                        found[tb] = None
+            tbs = list(found)
+            self._unlink(tbs)
+            for tb in tbs:
+                self._retired_in[tb.region] += tb.size
+            self._invalidations += len(tbs)
+            self._sample()
+        if tbs:
+            self.policy.on_invalidate(tbs)
+        return tbs
+
+    def _unlink(self, tbs: Iterable[TranslationBlock]) -> None:
+        # Lock held. The three steps in the order the module docstring gives.
+        tbs = [tb for tb in tbs if not tb.invalid]
+        for tb in tbs:
+            tb.invalid = True  # ORDER: 1, before the TB leaves the index
+        for tb in tbs:
+            if self._index.get(tb.key) is tb:
+                del self._index[tb.key]  # ORDER: 2
+            for page in range(tb.pc >> PAGE_BITS, ((tb.end - 1) >> PAGE_BITS) + 1):
+                tbs_on_page = self._pages.get(page)
+                if tbs_on_page is not None:
+                    tbs_on_page.pop(tb, None)
+                    if not tbs_on_page:
+                        del self._pages[page]
+                        if self.watch is not None and page < len(self.watch):
+                            self.watch[page] &= ~1
+            self._live -= tb.size
+            self._retired += tb.size
+        if self._retired > self._peak_retired:
+            self._peak_retired = self._retired
+        for cache in self._jump_caches:  # ORDER: 3
+            for tb in tbs:
+                slot = (tb.pc >> 2) & _JC_MASK
+                if cache[slot] is tb:
+                    cache[slot] = None
+
+    def retire_oldest(self) -> tuple[int, int] | None:
+        """Unpublish the oldest full region; return ``(region, generation)`` or None.
+
+        If no region is full, the current one (if it holds TBs) is retired.
+        The caller must reclaim it (:meth:`reclaim`) once no vCPU can hold
+        one of its TBs.
+        """
+        with self._lock:
+            if self._full_order:
+                region = self._full_order.popleft()
+            elif self._current >= 0 and self._used[self._current]:
+                region = self._current
+                self._current = -1
+            else:
+                return None
+            self._state[region] = RETIRED
+            tbs = self._region_tbs[region]
+            live = [tb for tb in tbs if not tb.invalid]
+            self._unlink(live)
+            self._retired_in[region] += sum(tb.size for tb in live)
+            self._sample()
+            return region, self.generations[region]
+
+    def reclaim(self, region: int, generation: int) -> bool:
+        """Poison a retired region, bump its generation and make it free.
+
+        Returns False (and does nothing) if the region was reclaimed another
+        way meanwhile, e.g. by a flush.
+        """
+        with self._lock:
+            if self._state[region] != RETIRED or self.generations[region] != generation:
+                return False
+            self._wipe(region)
+            self._sample()
+            return True
+
+    def _wipe(self, region: int) -> None:
+        # Lock held. The region's TBs are all unlinked.
+        start = region * self.region_size
+        size = self.region_size
+        self.code[start : start + size] = (_POISON * (size // 4 + 1))[:size]
+        # ORDER: the generation bump is the oracle: after it, running any of
+        # the region's TBs raises UseAfterReclaimError.
+        self.generations[region] += 1
+        self._retired -= self._retired_in[region]
+        self._retired_in[region] = 0
+        self._region_tbs[region] = []
+        self._used[region] = 0
+        self._state[region] = FREE
+
+    def flush(self) -> int:
+        """Unlink every TB and reclaim every region at once; returns TBs dropped.
+
+        Only safe while no vCPU can hold a TB: inside an exclusive section.
+        """
+        with self._lock:
+            live = list(self._index.values())
+            self._unlink(live)
+            for region in range(self.regions):
+                self._retired_in[region] = sum(tb.size for tb in self._region_tbs[region])
+                self._wipe(region)
+            self._full_order.clear()
+            self._current = -1
+            for cache in self._jump_caches:
+                cache[:] = [None] * JUMP_CACHE_SIZE
+            self._sample()
+            return len(live)
+
+    def _sample(self) -> None:
+        # Lock held.
+        self._timeline.append((time.perf_counter() - self._born, self._live, self._retired))
+
+    # ------------------------------------------------------------------
+    # Introspection
+
+    def region_states(self) -> list[str]:
+        """Each region's state name, for tests and reports."""
+        with self._lock:
+            return [_STATE_NAMES[s] for s in self._state]
+
+    def tbs(self) -> list[TranslationBlock]:
+        """The published TBs."""
+        with self._lock:
+            return list(self._index.values())
+
+    def statistics(self) -> BufferStatistics:
+        """A frozen snapshot of the buffer's counters."""
+        with self._lock:
+            return BufferStatistics(
+                capacity=self.capacity,
+                regions=self.regions,
+                region_size=self.region_size,
+                translations=self._translations,
+                retranslations=self._retranslations,
+                invalidations=self._invalidations,
+                live_bytes=self._live,
+                retired_bytes=self._retired,
+                peak_live_bytes=self._peak_live,
+                peak_retired_bytes=self._peak_retired,
+                tbs=len(self._index),
+                free_regions=self._state.count(FREE),
+                timeline=tuple(self._timeline),
+            )

@@ -1,0 +1,331 @@
+"""Retirement policies: when and how safely translated code is reclaimed.
+
+The question
+------------
+A full translation buffer must give memory back while vCPUs may be running
+the very code it holds. Two answers, one protocol:
+
+``StopTheWorldFlush`` (QEMU's ``tb_flush``)
+    Queue a flush as safe work: inside an exclusive section no vCPU executes
+    guest code, so every TB can be dropped and every region reused at once.
+    Every vCPU pauses for it, and every hot block is translated again.
+    Concurrent requests that saw the same flush count coalesce into one.
+
+``RcuRetire``
+    Unpublish the oldest region's TBs (index, page map, jump caches) and
+    reclaim the region with ``call_rcu``, after a grace period: vCPUs keep
+    running, and only the translator waits, and only when no region is free.
+    Hot code outside the retired region stays translated.
+
+The protocol
+------------
+The buffer calls ``on_full()`` when no region is free (it returns a token
+for ``wait_for_space``), ``on_region_start(free)`` when it starts filling a
+new region, and ``on_invalidate(tbs)`` after unlinking TBs. The cpu loop
+calls ``wait_for_space(token)`` outside guest code (outside ``running()`` and
+any read section) before it retries a translation, and runs guest code
+between the hooks of ``vcpu_hooks()``: ``enter``, ``boundary`` (between two
+TBs: a quiescent point) and ``leave``. A third-party policy implements the
+same methods; see the policies guide for a worked example.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+import quiescent
+import rcu
+from rcu._stats import LatencyWindow
+
+if TYPE_CHECKING:
+    from tcg.block import TranslationBlock
+    from tcg.buffer import TranslationBuffer
+
+__all__ = [
+    "PolicyStatistics",
+    "RcuRetire",
+    "RetirePolicy",
+    "StopTheWorldFlush",
+    "VcpuHooks",
+]
+
+Latency = rcu.Percentiles | quiescent.Percentiles
+
+
+def _nothing() -> None:
+    """A hook with nothing to do."""
+
+
+@dataclass(frozen=True, slots=True)
+class VcpuHooks:
+    """What a vCPU calls around guest code: ``enter``, ``boundary`` between TBs, ``leave``."""
+
+    enter: Callable[[], None]
+    leave: Callable[[], None]
+    boundary: Callable[[], None]
+
+
+NO_HOOKS = VcpuHooks(_nothing, _nothing, _nothing)
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyStatistics:
+    """What a policy did, in the units the comparison reports.
+
+    ``flushes``: full flushes. ``retirements``/``reclaims``: regions
+    unpublished / reclaimed after their grace period. ``invalidated``: TBs
+    unlinked by guest stores to code. ``translator_waits``: times a translator
+    had to wait for space, with ``wait`` their durations. ``pause``: how long
+    each stop of the world lasted, from request to release (empty for
+    policies that never stop vCPUs). ``gp_latency``: grace-period latency
+    (None for policies without grace periods).
+    """
+
+    policy: str
+    flushes: int
+    retirements: int
+    reclaims: int
+    invalidated: int
+    translator_waits: int
+    wait: Latency
+    pause: Latency
+    gp_latency: Latency | None
+
+
+@runtime_checkable
+class RetirePolicy(Protocol):
+    """What a translation buffer and a cpu loop need from a retirement policy."""
+
+    name: str
+
+    def bind(self, buffer: TranslationBuffer) -> None:
+        """Called once by the buffer that uses this policy."""
+
+    def on_full(self) -> object:
+        """No region is free: start making room (never block); return a token."""
+
+    def on_region_start(self, free_regions: int) -> None:
+        """The buffer started filling a region; ``free_regions`` are left."""
+
+    def on_invalidate(self, tbs: list[TranslationBlock]) -> None:
+        """``tbs`` were unlinked (guest stores to their code)."""
+
+    def wait_for_space(self, token: object) -> None:
+        """Block until a translation may succeed again (called outside guest code)."""
+
+    def vcpu_hooks(self) -> VcpuHooks:
+        """The hooks of the calling vCPU thread (called on that thread)."""
+
+    def statistics(self) -> PolicyStatistics:
+        """A frozen snapshot of what the policy did."""
+
+    def close(self) -> None:
+        """Release what the policy owns (threads, domains)."""
+
+
+class _PolicyBase:
+    """Bookkeeping shared by the shipped policies."""
+
+    name = "base"
+
+    def __init__(self) -> None:
+        self._buffer: TranslationBuffer | None = None
+        self._lock = threading.Lock()  # guards the counters below
+        self._invalidated = 0
+        self._waits = 0
+        self._wait_times = LatencyWindow()
+
+    def bind(self, buffer: TranslationBuffer) -> None:
+        if self._buffer is not None and self._buffer is not buffer:
+            raise ValueError(f"{type(self).__name__} is already bound to another buffer")
+        self._buffer = buffer
+
+    @property
+    def buffer(self) -> TranslationBuffer:
+        """The buffer this policy serves."""
+        if self._buffer is None:
+            raise RuntimeError(f"{type(self).__name__} is not bound to a buffer yet")
+        return self._buffer
+
+    def on_region_start(self, free_regions: int) -> None:
+        pass
+
+    def on_invalidate(self, tbs: list[TranslationBlock]) -> None:
+        with self._lock:
+            self._invalidated += len(tbs)
+
+    def _waited(self, since_ns: int) -> None:
+        self._wait_times.add(time.perf_counter_ns() - since_ns)
+        with self._lock:
+            self._waits += 1
+
+    def close(self) -> None:
+        pass
+
+
+class StopTheWorldFlush(_PolicyBase):
+    """Flush the whole buffer inside an exclusive section of ``world``.
+
+    Coalescing (QEMU's ``tb_flush_count``): a full buffer hands out the
+    current flush count as its token; a flush runs only if the count has
+    not moved since, so N vCPUs that hit the same full buffer cause one flush.
+    """
+
+    name = "flush"
+
+    def __init__(self, world: quiescent.World) -> None:
+        if not isinstance(world, quiescent.World):
+            raise TypeError(f"world must be a quiescent.World, not {type(world).__name__}")
+        super().__init__()
+        self.world = world
+        self._flushes = 0  # written only inside exclusive sections
+        self._pauses = LatencyWindow()
+
+    def on_full(self) -> object:
+        return self._flushes
+
+    def wait_for_space(self, token: object) -> None:
+        start = time.perf_counter_ns()
+        cpu = self.world.current()
+        if cpu is not None:
+            # The vCPU's own thread, outside running(): queue the flush as
+            # safe work and process it now (async_safe_run_on_cpu).
+            cpu.run_safe(self._flush, token, start)
+            cpu.process_work()
+        else:
+            with self.world.exclusive():
+                self._flush(token, start)
+        self._waited(start)
+
+    def _flush(self, token: object, requested_ns: int) -> None:
+        # Inside an exclusive section: no vCPU runs guest code.
+        if token != self._flushes:
+            return  # someone flushed since this request was made
+        self.buffer.flush()
+        self._flushes += 1
+        self._pauses.add(time.perf_counter_ns() - requested_ns)
+
+    def vcpu_hooks(self) -> VcpuHooks:
+        # running() (entered by the cpu loop) is this policy's read side.
+        return NO_HOOKS
+
+    def statistics(self) -> PolicyStatistics:
+        with self._lock:
+            waits, invalidated = self._waits, self._invalidated
+        return PolicyStatistics(
+            policy=self.name,
+            flushes=self._flushes,
+            retirements=0,
+            reclaims=0,
+            invalidated=invalidated,
+            translator_waits=waits,
+            wait=self._wait_times.percentiles(),
+            pause=self._pauses.percentiles(),
+            gp_latency=None,
+        )
+
+
+class RcuRetire(_PolicyBase):
+    """Retire the oldest region and reclaim it with ``call_rcu``; vCPUs keep running.
+
+    ``domain`` is the RCU domain whose read sections the vCPUs hold while they
+    run guest code (epoch: a section from ``enter`` to ``leave``, cut at every
+    TB boundary; qsbr: a quiescent state at every boundary, offline outside
+    guest code). Without one, the policy creates (and closes) its own epoch
+    domain. ``reserve`` is how many regions the policy keeps free or being
+    reclaimed: when fewer remain it retires the oldest full region ahead of
+    need, so a translator waits only if a grace period takes longer than
+    filling ``reserve`` regions. Retired-but-not-reclaimed regions never
+    exceed ``reserve`` (at least one).
+    """
+
+    def __init__(self, domain: rcu.Domain | None = None, *, reserve: int = 1) -> None:
+        if domain is not None and not isinstance(domain, rcu.Domain):
+            raise TypeError(f"domain must be an rcu.Domain or None, not {type(domain).__name__}")
+        if isinstance(reserve, bool) or not isinstance(reserve, int):
+            raise TypeError(f"reserve must be an int, not {type(reserve).__name__}")
+        if reserve < 1:
+            raise ValueError(f"reserve must be >= 1, not {reserve}")
+        super().__init__()
+        self._owns_domain = domain is None
+        self.domain = domain if domain is not None else rcu.Domain(name="tcg-rcu")
+        self.name = "rcu" if self.domain.flavor == "epoch" else f"rcu-{self.domain.flavor}"
+        self.reserve = reserve
+        self._retirements = 0
+        self._reclaims = 0
+        self._in_flight = 0  # regions retired, reclaim pending (guarded by _lock)
+
+    def on_full(self) -> object:
+        self._retire(force=True)
+        return None
+
+    def on_region_start(self, free_regions: int) -> None:
+        if free_regions < self.reserve:
+            self._retire(force=False)
+
+    def _retire(self, *, force: bool) -> None:
+        with self._lock:
+            # At most `reserve` regions in flight: the memory bound. A full
+            # buffer with nothing in flight must retire one regardless.
+            if self._in_flight >= self.reserve and not (force and self._in_flight == 0):
+                return
+            self._in_flight += 1
+        retired = self.buffer.retire_oldest()
+        if retired is None:
+            with self._lock:
+                self._in_flight -= 1
+            return
+        with self._lock:
+            self._retirements += 1
+        self.domain.call_rcu(self._reclaim, *retired)
+
+    def _reclaim(self, region: int, generation: int) -> None:
+        # On the domain's worker, a grace period after the region was
+        # unpublished: no vCPU can hold one of its TBs any more.
+        reclaimed = self.buffer.reclaim(region, generation)
+        with self._lock:
+            self._in_flight -= 1
+            if reclaimed:
+                self._reclaims += 1
+
+    def wait_for_space(self, token: object) -> None:
+        start = time.perf_counter_ns()
+        self._retire(force=True)
+        self.domain.barrier()  # every queued reclaim has run
+        self._waited(start)
+
+    def vcpu_hooks(self) -> VcpuHooks:
+        reader = self.domain.register_thread()
+        if self.domain.flavor == "qsbr":
+            return VcpuHooks(reader.online, reader.offline, reader.quiescent_state)
+
+        def boundary() -> None:
+            # A quiescent point: TBs found before it are not used after it.
+            reader.unlock()
+            reader.lock()
+
+        return VcpuHooks(reader.lock, reader.unlock, boundary)
+
+    def statistics(self) -> PolicyStatistics:
+        with self._lock:
+            retirements, reclaims = self._retirements, self._reclaims
+            waits, invalidated = self._waits, self._invalidated
+        return PolicyStatistics(
+            policy=self.name,
+            flushes=0,
+            retirements=retirements,
+            reclaims=reclaims,
+            invalidated=invalidated,
+            translator_waits=waits,
+            wait=self._wait_times.percentiles(),
+            pause=rcu.Percentiles.of(()),
+            gp_latency=self.domain.statistics().gp_latency,
+        )
+
+    def close(self) -> None:
+        if self._owns_domain:
+            self.domain.close()

@@ -1,0 +1,150 @@
+"""Both policies under the synthetic driver; the oracle; coalescing; the memory bound."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+import quiescent
+import rcu
+from tcg import RcuRetire, RetirePolicy, StopTheWorldFlush, TranslationBuffer
+from tests.tcg.driver import Driver
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("seed", [1, 2])
+def test_no_use_after_reclaim_under_pressure(
+    policy: RetirePolicy, world: quiescent.World, seed: int
+) -> None:
+    buffer = TranslationBuffer(12 * 1024, 6, policy)
+    result = Driver(buffer, world, vcpus=3, translators=1, steps=8000, seed=seed).run()
+    assert not result.errors, result.errors
+    assert result.violations == []
+    assert result.blocks_run == 3 * 8000
+    stats = policy.statistics()
+    reclaimed = stats.flushes if isinstance(policy, StopTheWorldFlush) else stats.reclaims
+    assert reclaimed >= 100, stats  # the buffer really was recycled, many times
+    assert buffer.statistics().translations > buffer.capacity // 512
+
+
+class ReclaimAtOnce(RcuRetire):
+    """A broken policy: it reclaims a retired region without a grace period."""
+
+    def _retire(self, *, force: bool) -> None:
+        retired = self.buffer.retire_oldest()
+        if retired is not None:
+            self.buffer.reclaim(*retired)
+
+    def wait_for_space(self, token: object) -> None:
+        self._retire(force=True)
+
+
+@pytest.mark.timeout(120)
+def test_oracle_catches_a_policy_that_does_not_wait(world: quiescent.World) -> None:
+    policy = ReclaimAtOnce(rcu.Domain(stall_timeout=None))
+    try:
+        buffer = TranslationBuffer(8 * 1024, 8, policy)
+        result = Driver(buffer, world, vcpus=3, translators=1, steps=20_000, seed=3).run()
+    finally:
+        policy.domain.close()
+    assert not result.errors, result.errors
+    assert result.violations, "the oracle missed regions reclaimed under running vCPUs"
+    assert "executed after its region was reclaimed" in result.violations[0]
+
+
+def test_concurrent_full_events_coalesce_into_one_flush(world: quiescent.World) -> None:
+    policy = StopTheWorldFlush(world)
+    buffer = TranslationBuffer(4096, 2, policy)
+    token = policy.on_full()
+    start = threading.Barrier(8)
+
+    def full() -> None:
+        start.wait(10)
+        policy.wait_for_space(token)
+
+    threads = [threading.Thread(target=full, name=f"full-{i}") for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+        assert not t.is_alive()
+    stats = policy.statistics()
+    assert stats.flushes == 1
+    assert stats.translator_waits == 8
+    assert stats.pause.count == 1
+    assert buffer.statistics().tbs == 0
+
+
+@pytest.mark.timeout(60)
+def test_rcu_retire_memory_bound_with_a_stuck_reader() -> None:
+    domain = rcu.Domain(stall_timeout=None)
+    policy = RcuRetire(domain, reserve=2)
+    buffer = TranslationBuffer(8 * 1024, 8, policy)
+    entered, release = threading.Event(), threading.Event()
+
+    def stuck_reader() -> None:
+        with domain.read():
+            entered.set()
+            release.wait(30)
+        domain.unregister_thread()
+
+    def translator() -> None:
+        for i in range(200):  # far past capacity: 200 x 256 B = 6x the buffer
+            while True:
+                try:
+                    buffer.add(0x1000 + 64 * i, 0x1000 + 64 * i + 64, int, b"x" * 256)
+                    break
+                except Exception as exc:  # BufferFullError
+                    policy.wait_for_space(getattr(exc, "token", None))
+
+    reader = threading.Thread(target=stuck_reader, name="stuck-reader")
+    reader.start()
+    assert entered.wait(10)
+    worker = threading.Thread(target=translator, name="translator")
+    worker.start()
+    worker.join(0.5)
+    assert worker.is_alive(), "the translator should wait while a reader is stuck"
+    stats = buffer.statistics()
+    assert stats.retired_bytes <= policy.reserve * buffer.region_size
+    assert stats.peak_retired_bytes <= policy.reserve * buffer.region_size
+    assert policy.statistics().reclaims == 0
+    release.set()
+    reader.join(10)
+    worker.join(30)
+    assert not worker.is_alive()
+    final = buffer.statistics()
+    assert final.peak_retired_bytes <= policy.reserve * buffer.region_size
+    assert policy.statistics().translator_waits >= 1
+    domain.close()
+
+
+def test_rcu_retire_validates_arguments() -> None:
+    with pytest.raises(TypeError):
+        RcuRetire("domain")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="reserve"):
+        RcuRetire(reserve=0)
+    with pytest.raises(TypeError):
+        StopTheWorldFlush(None)  # type: ignore[arg-type]
+
+
+def test_own_domain_is_closed_with_the_policy() -> None:
+    policy = RcuRetire()
+    assert policy.name == "rcu"
+    policy.close()
+    assert policy.domain.closed
+
+
+def test_policy_binds_to_one_buffer(world: quiescent.World) -> None:
+    policy = StopTheWorldFlush(world)
+    TranslationBuffer(1024, 1, policy)
+    with pytest.raises(ValueError, match="already bound"):
+        TranslationBuffer(1024, 1, policy)
+
+
+def test_policies_satisfy_the_protocol(world: quiescent.World) -> None:
+    flush = StopTheWorldFlush(world)
+    retire = RcuRetire()
+    assert isinstance(flush, RetirePolicy)
+    assert isinstance(retire, RetirePolicy)
+    retire.close()
