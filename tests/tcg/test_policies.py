@@ -148,3 +148,15 @@ def test_policies_satisfy_the_protocol(world: quiescent.World) -> None:
     assert isinstance(flush, RetirePolicy)
     assert isinstance(retire, RetirePolicy)
     retire.close()
+
+
+@pytest.mark.torture
+@pytest.mark.timeout(1800)
+@pytest.mark.parametrize("seed", [11, 12, 13])
+def test_no_use_after_reclaim_long(policy: RetirePolicy, world: quiescent.World, seed: int) -> None:
+    buffer = TranslationBuffer(12 * 1024, 6, policy)
+    result = Driver(buffer, world, vcpus=4, translators=2, steps=200_000, seed=seed).run(1200)
+    assert not result.errors, result.errors
+    assert result.violations == []
+    stats = policy.statistics()
+    assert max(stats.flushes, stats.reclaims) >= 1000, stats
