@@ -91,7 +91,19 @@ def section_body(world: quiescent.World, rec: Recorder, who: str) -> None:
 @pytest.mark.parametrize("churn", [0, 7])
 @pytest.mark.usefixtures("fast_switching")
 def test_no_vcpu_runs_during_an_exclusive_section(churn: int) -> None:
-    vcpus, starters, sections = 4, 3, 60
+    _exclusive_under_load(churn, sections=1000)
+
+
+@pytest.mark.torture
+@pytest.mark.timeout(1800)
+@pytest.mark.parametrize("churn", [0, 7])
+@pytest.mark.usefixtures("fast_switching")
+def test_no_vcpu_runs_during_an_exclusive_section_long(churn: int) -> None:
+    _exclusive_under_load(churn, sections=20_000)
+
+
+def _exclusive_under_load(churn: int, sections: int) -> None:
+    vcpus, starters = 4, 3
     world = quiescent.World(name="mutex")
     rec = Recorder(vcpus)
     stop = threading.Event()
@@ -123,7 +135,7 @@ def test_no_vcpu_runs_during_an_exclusive_section(churn: int) -> None:
     for thread in cpu_threads + starter_threads:
         thread.start()
     try:
-        join_all(starter_threads, 45)
+        join_all(starter_threads, 45 if sections < 1000 else 1500)
     finally:
         stop.set()
         join_all(cpu_threads)
