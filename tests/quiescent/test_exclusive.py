@@ -140,6 +140,7 @@ def _exclusive_under_load(churn: int, sections: int) -> None:
         stop.set()
         join_all(cpu_threads)
     assert rec.violations == []
+    assert all(rec.counts), f"some vCPU never ran a block: {rec.counts}"
     stats = world.statistics()
     assert stats.exclusive_sections == starters * sections
     assert stats.time_to_quiesce.count == stats.pause.count == starters * sections
