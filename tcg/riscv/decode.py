@@ -159,7 +159,6 @@ def _sext(value: int, bits: int) -> int:
     return (value & (sign - 1)) - (value & sign)
 
 
-@lru_cache(maxsize=1 << 16)
 def decode(word: int) -> Insn:
     """Decode one 32-bit instruction word (an illegal word decodes to ``"illegal"``)."""
     if isinstance(word, bool) or not isinstance(word, int):
@@ -169,6 +168,7 @@ def decode(word: int) -> Insn:
     return _decode(word)
 
 
+@lru_cache(maxsize=1 << 16)
 def _decode(w: int) -> Insn:
     opcode = w & 0x7F
     rd = (w >> 7) & 31

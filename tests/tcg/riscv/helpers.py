@@ -73,10 +73,12 @@ def shift(name: str, rd: int, rs1: int, shamt: int) -> int:
 
 
 def load(name: str, rd: int, rs1: int, imm: int) -> int:
+    assert -2048 <= imm < 2048
     return ((imm & 0xFFF) << 20) | (rs1 << 15) | (LOAD_OPS[name] << 12) | (rd << 7) | 0x03
 
 
 def store(name: str, rs2: int, rs1: int, imm: int) -> int:
+    assert -2048 <= imm < 2048
     imm &= 0xFFF
     return (
         ((imm >> 5) << 25)
@@ -119,6 +121,7 @@ def jal(rd: int, offset: int) -> int:
 
 
 def jalr(rd: int, rs1: int, imm: int) -> int:
+    assert -2048 <= imm < 2048
     return ((imm & 0xFFF) << 20) | (rs1 << 15) | (rd << 7) | 0x67
 
 
