@@ -62,6 +62,9 @@ MIN = 0x80000000
         ("rem", 7, 0, 7),  # remainder by zero: the dividend
         ("remu", 7, 0, 7),
         ("rem", -7, 0, -7 & M),
+        ("div", -7, 0, M),  # -1 whatever the dividend's sign
+        ("div", 0, 0, M),
+        ("divu", 0, 0, M),
         ("div", MIN, -1, MIN),  # overflow: -2**31
         ("rem", MIN, -1, 0),  # overflow: 0
         ("div", -7, 2, -3 & M),  # rounds toward zero, not down
