@@ -179,7 +179,13 @@ def check(case: Case) -> None:
 
 
 # The main oracle of the translator: worth more examples than the profile's default.
-MANY = settings(max_examples=max(400, settings.default.max_examples))
+def at_least(n: int) -> settings:
+    """The loaded profile's settings, with at least ``n`` examples."""
+    profile = settings.default
+    return settings(max_examples=max(n, profile.max_examples if profile else 0))
+
+
+MANY = at_least(400)
 
 
 @MANY
@@ -217,7 +223,7 @@ one_op = st.one_of(
 )
 
 
-@settings(max_examples=max(1500, settings.default.max_examples))
+@at_least(1500)
 @given(one_op, values, values)
 def test_each_operation_on_interesting_values(word: int, a: int, b: int) -> None:
     regs = [0] * 32
