@@ -35,7 +35,7 @@ from tcg.riscv.elf import DEFAULT_RAM_SIZE, PAGE_SIZE, load_elf
 from tcg.riscv.errors import GuestFault
 from tcg.riscv.hart import Hart
 from tcg.riscv.interp import Exit, step
-from tcg.riscv.translate import DEFAULT_MAX_INSNS, TranslatedCode, translate
+from tcg.riscv.translate import DEFAULT_MAX_INSNS, MAX_INSNS, TranslatedCode, translate
 
 __all__ = ["RunResult", "Runner", "run_program"]
 
@@ -100,7 +100,14 @@ class Runner:
         self.harts = [_RunnerHart(self, self.ram, i, self.watch) for i in range(harts)]
         for h in self.harts:
             h.reset(loaded.entry, harts)
-        translate(self.ram, loaded.entry, max_insns=max_block_insns)  # validates the option
+        if (
+            isinstance(max_block_insns, bool)
+            or not isinstance(max_block_insns, int)
+            or not 1 <= max_block_insns <= MAX_INSNS
+        ):
+            raise ValueError(
+                f"max_block_insns must be in [1, {MAX_INSNS}], got {max_block_insns!r}"
+            )
         self.max_block_insns = max_block_insns
         self.translate_blocks = translate_blocks
         self.blocks: dict[int, TranslatedCode] = {}
