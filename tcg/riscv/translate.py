@@ -27,6 +27,15 @@ A block starts at ``pc`` and ends:
   invalidating a page's code is exact;
 * after ``max_insns`` instructions (``"limit"``).
 
+A block whose closing branch targets its own start (an inner loop) becomes a
+Python ``for`` loop over the block body, bounded by :data:`LOOP_ITERATIONS`
+per call: the registers stay in locals across iterations and the cpu loop's
+dispatch is paid once per 64 iterations, while the cpu loop still regains
+control (to check for exit requests) after a bounded amount of work. Within
+such a call the block keeps running its translation even if it stores into
+its own code; RISC-V only promises new code after ``fence.i``, which ends
+every block.
+
 The function's contract
 -----------------------
 ``fn(h) -> int`` runs the block on :class:`~tcg.riscv.hart.Hart` ``h`` and
@@ -79,6 +88,9 @@ __all__ = ["DEFAULT_MAX_INSNS", "BlockEnd", "TranslatedCode", "translate"]
 DEFAULT_MAX_INSNS = 64
 #: A block can never hold more than a page of instructions.
 MAX_INSNS = PAGE_SIZE // 4
+#: A block that branches to its own start runs at most this many iterations
+#: per call, so the cpu loop still gets control back regularly.
+LOOP_ITERATIONS = 64
 
 BlockEnd = Literal["branch", "jump", "special", "page", "limit"]
 
@@ -338,15 +350,19 @@ def _emit_reg_op(e: _Emitter, insn: Insn) -> None:
 _BRANCH_OPS = {"beq": "==", "bne": "!=", "blt": "<", "bge": ">=", "bltu": "<", "bgeu": ">="}
 
 
+def _branch_cond(e: _Emitter, insn: Insn) -> str:
+    """The Python condition under which a branch is taken."""
+    if insn.name in ("blt", "bge"):
+        return f"{e.flip(insn.rs1)} {_BRANCH_OPS[insn.name]} {e.flip(insn.rs2)}"
+    return f"{e.src(insn.rs1)} {_BRANCH_OPS[insn.name]} {e.src(insn.rs2)}"
+
+
 def _emit_exit(e: _Emitter, k: int, insn: Insn, pc: int) -> str:
     """Emit the block's final control transfer; return the next-pc expression."""
     n = insn.name
     if n in BRANCHES:
         taken = (pc + insn.imm) & 0xFFFFFFFF
-        if n in ("blt", "bge"):
-            cond = f"{e.flip(insn.rs1)} {_BRANCH_OPS[n]} {e.flip(insn.rs2)}"
-        else:
-            cond = f"{e.src(insn.rs1)} {_BRANCH_OPS[n]} {e.src(insn.rs2)}"
+        cond = _branch_cond(e, insn)
         if taken % 4:
             # A taken branch to a misaligned target faults on the branch.
             e.emit(f"if {cond}: raise _Trap({k}, _FM, {taken:#x})")
@@ -424,11 +440,20 @@ def _generate(pc: int, insns: list[Insn], ends_in: BlockEnd) -> str:
     if not insns:
         return f"def {name}(h):\n    return {pc:#x}\n"
     e = _Emitter(pc)
-    next_pc = f"{pc + 4 * len(insns):#x}"
+    n = len(insns)
+    next_pc = f"{pc + 4 * n:#x}"
+    last = insns[-1]
+    last_pc = pc + 4 * (n - 1)
+    # A block that branches back to its own start is a loop: run it as a
+    # Python loop, at most LOOP_ITERATIONS times per call.
+    loop_cond = None
+    if ends_in == "branch" and (last_pc + last.imm) & 0xFFFFFFFF == pc:
+        loop_cond = _branch_cond(e, last)
     for k, insn in enumerate(insns):
         ipc = pc + 4 * k
-        if k == len(insns) - 1 and ends_in in ("branch", "jump"):
-            next_pc = _emit_exit(e, k, insn, ipc)
+        if k == n - 1 and ends_in in ("branch", "jump"):
+            if loop_cond is None:
+                next_pc = _emit_exit(e, k, insn, ipc)
         else:
             _emit_insn(e, k, insn, ipc)
 
@@ -445,24 +470,35 @@ def _generate(pc: int, insns: list[Insn], ends_in: BlockEnd) -> str:
     if e.stores:
         head.append("    watch = h.watch")
     writeback = [f"x[{r}] = r{r}" for r in written]
+    # Instructions retired by the iterations of a loop block that completed.
+    done = [f"h.instret += (it - 1) * {n}"] if loop_cond else []
 
     lines = list(head)
     words = "(" + ", ".join(f"{i.word:#x}" for i in insns) + ",)"
-    if e.body:
+    body = list(e.body)
+    indent = "        "
+    if loop_cond is not None:
         lines.append("    try:")
+        lines.append(f"        for it in range(1, {LOOP_ITERATIONS + 1}):")
+        body.append(f"if not ({loop_cond}): break")
+        indent = "            "
+        next_pc = f"{pc:#x} if {loop_cond} else {pc + 4 * n:#x}"
+    elif body:
+        lines.append("    try:")
+    if body:
         first = len(lines) + 1  # 1-based line number of the first body line
-        lines.extend("        " + line for line in e.body)
+        lines.extend(indent + line for line in body)
         mem_lines = {first + idx: where for idx, where in e.mem_lines.items()}
         if e.mem_lines:
             lines.append("    except IndexError as exc:")
-            lines.extend("        " + w for w in writeback)
+            lines.extend("        " + w for w in writeback + done)
             lines.append(
                 f"        raise _access_fault(h, exc, a, {pc:#x}, {words}, {mem_lines!r}) from None"
             )
         lines.append("    except _Trap as trap:")
-        lines.extend("        " + w for w in writeback)
+        lines.extend("        " + w for w in writeback + done)
         lines.append(f"        raise _trap_fault(h, trap, {pc:#x}, {words}) from None")
     lines.extend("    " + w for w in writeback)
-    lines.append(f"    h.instret += {len(insns)}")
+    lines.append(f"    h.instret += {f'it * {n}' if loop_cond else n}")
     lines.append(f"    return {next_pc}")
     return "\n".join(lines) + "\n"

@@ -15,6 +15,7 @@ from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
 from tcg.riscv import GuestFault, Hart, step, translate
+from tcg.riscv.translate import LOOP_ITERATIONS
 
 from . import helpers as asm
 
@@ -148,6 +149,16 @@ def state(h: Recorder) -> tuple[object, ...]:
     return (list(h.x), h.pc, h.instret, bytes(h.mem), h.stores, h.reservation)
 
 
+def at_least(n: int) -> settings:
+    """The loaded profile's settings, with at least ``n`` examples."""
+    profile = settings.default
+    return settings(max_examples=max(n, profile.max_examples if profile else 0))
+
+
+# The main oracle of the translator: worth more examples than the profile's default.
+MANY = at_least(400)
+
+
 def check(case: Case) -> None:
     translated, interpreted = case.hart(), case.hart()
     tb = translate(translated.mem, case.base, max_insns=case.max_insns)
@@ -160,32 +171,29 @@ def check(case: Case) -> None:
         translated.pc = tb.fn(translated)
     except GuestFault as exc:
         fault_t = exc
+    executed = translated.instret - 1000
 
+    # The interpreter runs as many instructions as the block retired, plus
+    # the faulting one.
     fault_i: GuestFault | None = None
     try:
-        for _ in range(tb.n_insns):
+        for _ in range(executed + (1 if fault_t else 0)):
             step(interpreted)
     except GuestFault as exc:
         fault_i = exc
 
     assert (fault_t and fault_t.key()) == (fault_i and fault_i.key())
     assert state(translated) == state(interpreted)
-    executed = interpreted.instret - 1000
     event(f"ends in {tb.ends_in}")
     event("faulted" if fault_i else "ran to the end")
     event(f"executed {min(executed // 10 * 10, 30)}+ instructions")
     if fault_t is None:
-        assert executed == tb.n_insns
-
-
-# The main oracle of the translator: worth more examples than the profile's default.
-def at_least(n: int) -> settings:
-    """The loaded profile's settings, with at least ``n`` examples."""
-    profile = settings.default
-    return settings(max_examples=max(n, profile.max_examples if profile else 0))
-
-
-MANY = at_least(400)
+        loops = tb.ends_in == "branch" and "for it in range" in tb.source
+        if loops:
+            assert executed % tb.n_insns == 0
+            assert 1 <= executed // tb.n_insns <= LOOP_ITERATIONS
+        else:
+            assert executed == tb.n_insns
 
 
 @MANY
@@ -229,3 +237,32 @@ def test_each_operation_on_interesting_values(word: int, a: int, b: int) -> None
     regs = [0] * 32
     regs[1], regs[2] = a, b
     check(Case([word], 2 * PAGE, regs, bytes(512), 64))
+
+
+@st.composite
+def loops(draw: st.DrawFn, op: st.SearchStrategy[int]) -> Case:
+    """A block that branches back to its own start (a loop block)."""
+    n = draw(st.integers(0, 12))
+    body = draw(st.lists(op, min_size=n, max_size=n))
+    name = draw(st.sampled_from(sorted(asm.BRANCH_OPS)))
+    words = [*body, asm.branch(name, draw(src), draw(src), -4 * n)]
+    regs = draw(st.lists(values, min_size=32, max_size=32))
+    # Counters: x1 counts up to x2, so some loops end before the iteration limit.
+    regs[1], regs[2] = draw(st.integers(0, 10)), draw(st.integers(0, 100))
+    scratch = draw(st.binary(min_size=512, max_size=512))
+    return Case(words, PAGE + 4 * draw(st.integers(0, 100)), regs, scratch, 64)
+
+
+counting_op = st.one_of(tame_op, st.just(asm.i_type("addi", 1, 1, 1)))
+
+
+@MANY
+@given(loops(counting_op))
+def test_loop_blocks_match_interpreter(case: Case) -> None:
+    check(case)
+
+
+@MANY
+@given(loops(wild_op))
+def test_faults_in_loop_blocks_are_precise(case: Case) -> None:
+    check(case)
