@@ -28,6 +28,7 @@ store and breaks the reservations on the stored word.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -110,7 +111,10 @@ class Runner:
             )
         self.max_block_insns = max_block_insns
         self.translate_blocks = translate_blocks
+        #: Every cached translation by guest pc, empty blocks included.
         self.blocks: dict[int, TranslatedCode] = {}
+        #: The functions of the non-empty ones: what the hot loop looks up.
+        self._fns: dict[int, Callable[[Hart], int]] = {}
         self._page_blocks: dict[int, set[int]] = {}
         self.blocks_translated = 0
         self._out = {1: bytearray(), 2: bytearray()}
@@ -128,6 +132,7 @@ class Runner:
             for pc in [p for p in pcs if p < addr + size and self._block_end(p) > addr]:
                 pcs.discard(pc)
                 del self.blocks[pc]
+                self._fns.pop(pc, None)
         for h in self.harts:
             r = h.reservation
             if r is not None and r < addr + size and addr < r + 4:
@@ -149,6 +154,8 @@ class Runner:
         tb = translate(self.ram, pc, max_insns=self.max_block_insns)
         self.blocks_translated += 1
         self.blocks[pc] = tb
+        if tb.n_insns:
+            self._fns[pc] = tb.fn
         page = pc // PAGE_SIZE
         self._page_blocks.setdefault(page, set()).add(pc)
         self.watch[page] = 1
@@ -189,19 +196,23 @@ class Runner:
         """Run up to ``max_blocks`` blocks (a special instruction counts as one)."""
         if not self.translate_blocks:
             return all(self._special(h) for _ in range(max_blocks))
-        blocks = self.blocks
+        # The hot loop: one dict lookup and one call per block. ``h.pc`` is
+        # only brought up to date when the slice ends or before a special
+        # instruction (a faulting block sets it itself).
+        fns = self._fns
         pc = h.pc
         for _ in range(max_blocks):
-            tb = blocks.get(pc)
-            if tb is None:
-                tb = self._translate(pc)
-            if tb.n_insns:
-                pc = tb.fn(h)
-                h.pc = pc
-            else:
-                if not self._special(h):
-                    return False
-                pc = h.pc
+            fn = fns.get(pc)
+            if fn is None and pc not in self.blocks and self._translate(pc).n_insns:
+                fn = fns[pc]
+            if fn is not None:
+                pc = fn(h)
+                continue
+            h.pc = pc  # an empty block: the instruction at pc is special
+            if not self._special(h):
+                return False
+            pc = h.pc
+        h.pc = pc
         return True
 
     # --- the run ---------------------------------------------------------------------

@@ -188,6 +188,7 @@ class _Emitter:
         self.writes: set[int] = set()
         self.views: set[str] = set()
         self.stores = False
+        self.traps = False  # whether any line raises _Trap
         self.mem_lines: dict[int, tuple[int, bool]] = {}  # body index -> (insn, is store)
 
     def src(self, reg: int) -> str:
@@ -210,6 +211,8 @@ class _Emitter:
 
     def emit(self, line: str) -> None:
         self.body.append(line)
+        if "raise _Trap" in line:
+            self.traps = True
 
     def address(self, insn: Insn) -> str:
         """Emit the effective address into local ``a``."""
@@ -476,25 +479,26 @@ def _generate(pc: int, insns: list[Insn], ends_in: BlockEnd) -> str:
     lines = list(head)
     words = "(" + ", ".join(f"{i.word:#x}" for i in insns) + ",)"
     body = list(e.body)
-    indent = "        "
+    # Only a block that can fault needs the try statement and its handlers.
+    can_fault = e.traps or bool(e.mem_lines)
+    indent = "        " if can_fault else "    "
+    if can_fault:
+        lines.append("    try:")
     if loop_cond is not None:
-        lines.append("    try:")
-        lines.append(f"        for it in range(1, {LOOP_ITERATIONS + 1}):")
+        lines.append(f"{indent}for it in range(1, {LOOP_ITERATIONS + 1}):")
         body.append(f"if not ({loop_cond}): break")
-        indent = "            "
+        indent += "    "
         next_pc = f"{pc:#x} if {loop_cond} else {pc + 4 * n:#x}"
-    elif body:
-        lines.append("    try:")
-    if body:
-        first = len(lines) + 1  # 1-based line number of the first body line
-        lines.extend(indent + line for line in body)
+    first = len(lines) + 1  # 1-based line number of the first body line
+    lines.extend(indent + line for line in body)
+    if e.mem_lines:
         mem_lines = {first + idx: where for idx, where in e.mem_lines.items()}
-        if e.mem_lines:
-            lines.append("    except IndexError as exc:")
-            lines.extend("        " + w for w in writeback + done)
-            lines.append(
-                f"        raise _access_fault(h, exc, a, {pc:#x}, {words}, {mem_lines!r}) from None"
-            )
+        lines.append("    except IndexError as exc:")
+        lines.extend("        " + w for w in writeback + done)
+        lines.append(
+            f"        raise _access_fault(h, exc, a, {pc:#x}, {words}, {mem_lines!r}) from None"
+        )
+    if e.traps:
         lines.append("    except _Trap as trap:")
         lines.extend("        " + w for w in writeback + done)
         lines.append(f"        raise _trap_fault(h, trap, {pc:#x}, {words}) from None")
