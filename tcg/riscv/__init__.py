@@ -1,0 +1,48 @@
+"""The RISC-V guest front end: ELF loader, decoder, interpreter and translator.
+
+RV32IMA user-level code plus ``fence.i`` and the Zicsr counter reads, in flat
+little-endian guest RAM. :func:`load_elf` validates and loads an executable,
+:func:`decode` turns words into :class:`Insn` records, :func:`step` is the
+reference interpreter, :func:`translate` turns a basic block into a Python
+function, and :class:`Runner` runs a program single-threaded with both.
+"""
+
+from tcg.riscv.decode import Insn, decode
+from tcg.riscv.elf import (
+    DEFAULT_RAM_SIZE,
+    PAGE_SIZE,
+    ElfImage,
+    LoadedProgram,
+    Segment,
+    load_elf,
+    parse_elf,
+)
+from tcg.riscv.errors import FaultReason, GuestFault, LoaderError
+from tcg.riscv.hart import STACK_SIZE, Hart
+from tcg.riscv.interp import Exit, step
+from tcg.riscv.runner import Runner, RunResult, run_program
+from tcg.riscv.translate import TranslatedCode, translate
+
+__all__ = [
+    "DEFAULT_RAM_SIZE",
+    "PAGE_SIZE",
+    "STACK_SIZE",
+    "ElfImage",
+    "Exit",
+    "FaultReason",
+    "GuestFault",
+    "Hart",
+    "Insn",
+    "LoadedProgram",
+    "LoaderError",
+    "RunResult",
+    "Runner",
+    "Segment",
+    "TranslatedCode",
+    "decode",
+    "load_elf",
+    "parse_elf",
+    "run_program",
+    "step",
+    "translate",
+]

@@ -1,0 +1,126 @@
+"""The single-thread runner: the guest ABI (start state, system calls, exits, faults)."""
+
+from __future__ import annotations
+
+import pytest
+
+from tcg.riscv import FaultReason, LoaderError, Runner, run_program
+
+from . import helpers as asm
+from .helpers import tiny_program
+
+A0, A1, A2, A7 = 10, 11, 12, 17
+BASE = 0x10000
+
+
+def li(rd: int, value: int) -> list[int]:
+    """Load a 32-bit constant (lui + addi, with the usual carry fix-up)."""
+    lo = value & 0xFFF
+    lo = lo - 0x1000 if lo & 0x800 else lo
+    hi = ((value - lo) >> 12) & 0xFFFFF
+    return [asm.lui(rd, hi), asm.i_type("addi", rd, rd, lo)]
+
+
+def syscall(number: int, *args: int) -> list[int]:
+    words: list[int] = []
+    for reg, value in zip((A0, A1, A2), args, strict=False):
+        words += li(reg, value)
+    return [*words, *li(A7, number), asm.ECALL]
+
+
+def exit_with_a0() -> list[int]:
+    return [*li(A7, 93), asm.ECALL]
+
+
+def test_write_then_exit() -> None:
+    msg = b"hello, guest\n\0\0\0"
+    code = [*syscall(64, 1, 0, len(msg) - 3), *syscall(64, 2, 0, 6), *syscall(93, 3)]
+    msg_addr = BASE + 4 * len(code)
+    code = [*syscall(64, 1, msg_addr, 13), *syscall(64, 2, msg_addr, 6), *syscall(93, 3)]
+    assert BASE + 4 * len(code) == msg_addr
+    words = code + [int.from_bytes(msg[i : i + 4], "little") for i in range(0, len(msg), 4)]
+    result = run_program(tiny_program(words))
+    assert (result.stdout, result.stderr) == (b"hello, guest\n", b"hello,")
+    assert (result.stopped, result.exit_code, result.fault) == ("exit", 3, None)
+
+
+@pytest.mark.parametrize(
+    ("call", "errno"),
+    [
+        (syscall(999), 38),  # unknown: -ENOSYS
+        (syscall(64, 5, BASE, 1), 9),  # bad fd: -EBADF
+        (syscall(64, 1, 0xFFFFFF00, 0x1000), 14),  # outside RAM: -EFAULT
+    ],
+)
+def test_failing_syscalls_return_negative_errno(call: list[int], errno: int) -> None:
+    result = run_program(tiny_program([*call, *exit_with_a0()]))
+    assert result.exit_code == -errno & 0xFF
+    assert result.stdout == b""
+
+
+def test_start_state_follows_the_abi() -> None:
+    # Every hart exits with a0 + a1 * 16 (hart id, number of harts).
+    words = [asm.shift("slli", A1, A1, 4), asm.r_type("add", A0, A0, A1), *exit_with_a0()]
+    runner = Runner(tiny_program(words), harts=3, ram_size=1 << 20)
+    for i, h in enumerate(runner.harts):
+        assert h.x[2] == (1 << 20) - i * 0x10000
+        assert h.pc == BASE
+    result = runner.run()
+    assert result.exit_code == 0 + 3 * 16  # hart 0's code
+
+
+def test_exit_group_ends_every_hart() -> None:
+    # Hart 1 calls exit_group(7); the others spin forever.
+    words = [
+        asm.i_type("addi", 5, 0, 1),
+        asm.branch("beq", A0, 5, 8),
+        asm.jal(0, 0),  # spin
+        *syscall(94, 7),
+    ]
+    result = run_program(tiny_program(words), harts=3)
+    assert (result.stopped, result.exit_code) == ("exit", 7)
+
+
+def test_guest_fault_stops_the_run_with_a_record() -> None:
+    words = [asm.i_type("addi", 5, 0, 1), 0xFFFFFFFF]
+    result = run_program(tiny_program(words), harts=2)
+    assert (result.stopped, result.exit_code) == ("fault", None)
+    fault = result.fault
+    assert fault is not None
+    assert (fault.hart_id, fault.pc, fault.word) == (0, BASE + 4, 0xFFFFFFFF)
+    assert fault.reason is FaultReason.ILLEGAL_INSTRUCTION
+    assert result.instructions == 2  # hart 1 ran the addi before hart 0 faulted
+
+
+def test_ebreak_is_a_fault() -> None:
+    result = run_program(tiny_program([asm.EBREAK]))
+    assert result.fault is not None
+    assert result.fault.reason is FaultReason.EBREAK
+
+
+def test_instruction_limit() -> None:
+    result = run_program(tiny_program([asm.jal(0, 0)]), max_instructions=5000)
+    assert result.stopped == "limit"
+    assert result.exit_code is None
+    assert 5000 <= result.instructions < 10000
+
+
+def test_interpreter_only_mode_runs_the_same() -> None:
+    words = [*syscall(64, 1, 0, 0), *syscall(93, 4)]
+    for translate_blocks in (True, False):
+        result = run_program(tiny_program(words), translate_blocks=translate_blocks)
+        assert (result.exit_code, result.instructions) == (4, len(words))
+
+
+def test_bad_arguments() -> None:
+    prog = tiny_program([asm.jal(0, 0)])
+    with pytest.raises(ValueError, match="harts"):
+        Runner(prog, harts=0)
+    with pytest.raises(ValueError, match="max_block_insns"):
+        Runner(prog, max_block_insns=0)
+    with pytest.raises(ValueError, match="max_instructions"):
+        Runner(prog).run(max_instructions=0)
+    with pytest.raises(LoaderError):
+        Runner(b"not an elf")
+    with pytest.raises(ValueError, match="hart stacks"):
+        Runner(prog, harts=3, ram_size=0x20000)
