@@ -415,6 +415,24 @@ class TranslationBuffer:
             self._sample()
             return len(live)
 
+    def mark_page(self, page: int, bit: int, on: bool) -> None:
+        """Set or clear ``bit`` of ``page`` in ``watch`` for a user of the array.
+
+        Bit 0 is the buffer's own (pages holding TBs). Other users (an LR
+        reservation, say) change their bits through this method so that
+        every read-modify-write of the array happens under one lock.
+        """
+        if bit == 1 or bit & (bit - 1) or bit <= 0 or bit > 0x80:
+            raise ValueError(f"bit must be a single bit other than 1, not {bit!r}")
+        watch = self.watch
+        if watch is None:
+            raise RuntimeError("this buffer has no watch array")
+        with self._lock:
+            if on:
+                watch[page] |= bit
+            else:
+                watch[page] &= ~bit
+
     def _sample(self) -> None:
         # Lock held.
         self._timeline.append((time.perf_counter() - self._born, self._live, self._retired))

@@ -235,15 +235,17 @@ class RcuRetire(_PolicyBase):
     ``domain`` is the RCU domain whose read sections the vCPUs hold while they
     run guest code (epoch: a section from ``enter`` to ``leave``, cut at every
     TB boundary; qsbr: a quiescent state at every boundary, offline outside
-    guest code). Without one, the policy creates (and closes) its own epoch
-    domain. ``reserve`` is how many regions the policy keeps free or being
+    guest code). Without one, the policy creates (and closes) its own domain
+    of ``flavor``. ``reserve`` is how many regions the policy keeps free or being
     reclaimed: when fewer remain it retires the oldest full region ahead of
     need, so a translator waits only if a grace period takes longer than
     filling ``reserve`` regions. Retired-but-not-reclaimed regions never
     exceed ``reserve`` (at least one).
     """
 
-    def __init__(self, domain: rcu.Domain | None = None, *, reserve: int = 1) -> None:
+    def __init__(
+        self, domain: rcu.Domain | None = None, *, flavor: str = "epoch", reserve: int = 1
+    ) -> None:
         if domain is not None and not isinstance(domain, rcu.Domain):
             raise TypeError(f"domain must be an rcu.Domain or None, not {type(domain).__name__}")
         if isinstance(reserve, bool) or not isinstance(reserve, int):
@@ -252,7 +254,9 @@ class RcuRetire(_PolicyBase):
             raise ValueError(f"reserve must be >= 1, not {reserve}")
         super().__init__()
         self._owns_domain = domain is None
-        self.domain = domain if domain is not None else rcu.Domain(name="tcg-rcu")
+        if domain is None:
+            domain = rcu.Domain(flavor, name=f"tcg-rcu-{flavor}")
+        self.domain = domain
         self.name = "rcu" if self.domain.flavor == "epoch" else f"rcu-{self.domain.flavor}"
         self.reserve = reserve
         self._retirements = 0
@@ -293,9 +297,26 @@ class RcuRetire(_PolicyBase):
                 self._reclaims += 1
 
     def wait_for_space(self, token: object) -> None:
+        # The caller must wait anyway: rather than hand a region to the
+        # worker and wait for it, run the grace period on this thread and
+        # reclaim the region here (no thread hand-off). If the memory bound
+        # allows no new retirement, wait for those in flight instead.
         start = time.perf_counter_ns()
-        self._retire(force=True)
-        self.domain.barrier()  # every queued reclaim has run
+        with self._lock:
+            retire_here = self._in_flight < self.reserve
+            if retire_here:
+                self._in_flight += 1
+        retired = self.buffer.retire_oldest() if retire_here else None
+        if retired is not None:
+            with self._lock:
+                self._retirements += 1
+            self.domain.synchronize()
+            self._reclaim(*retired)
+        else:
+            if retire_here:
+                with self._lock:
+                    self._in_flight -= 1
+            self.domain.barrier()  # every queued reclaim has run
         self._waited(start)
 
     def vcpu_hooks(self) -> VcpuHooks:

@@ -1,0 +1,478 @@
+"""Machine: guest programs on N vCPU threads sharing one translation buffer.
+
+This is QEMU's multi-threaded TCG in miniature. Every hart runs on its own
+thread, in a cpu loop (``cpu_exec``): find the translated block for the pc
+(jump cache, then index, then translate), run it, repeat, checking for exit
+requests at every block boundary. The translation buffer and its retirement
+policy are shared by all harts, so reclamation happens while other harts run
+the code being reclaimed: the situation both policies exist for.
+
+The cpu loop of one hart::
+
+    while the machine runs:
+        with cpu.running():                 # stop-the-world read side
+            hooks.enter()                   # the policy's read side (RCU)
+            while not cpu.exit_requested:
+                tb = lookup or translate    # BufferFullError: leave, wait, retry
+                if tb is special: leave     # ecall, atomics, fence.i, csr...
+                check tb; pc = tb.fn(hart); check tb   # the reclamation oracle
+                hooks.boundary()            # a quiescent point
+            hooks.leave()
+        wait for space / run the special instruction / process queued work
+
+Special instructions run outside guest code: atomics (LR/SC, AMOs) inside an
+exclusive section (QEMU's ``cpu_exec_step_atomic``), whatever the policy, so
+that a read-modify-write is atomic across harts; system calls and the rest
+directly with the reference interpreter.
+
+Stores into watched pages (the hart's store hook) invalidate translated code
+on the page (self-modifying code) and break LR reservations on the word.
+Reservations are written by their own hart inside exclusive sections and
+cleared by other harts' stores under ``_reservation_lock``; both never
+overlap, because an exclusive section runs while no hart is in guest code.
+
+Lock order: exclusive section -> ``_reservation_lock`` -> buffer lock;
+``_output_lock`` is a leaf.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import BinaryIO, Literal
+
+import quiescent
+from tcg.block import TranslationBlock, UseAfterReclaimError
+from tcg.buffer import BufferFullError, BufferStatistics, TranslationBuffer
+from tcg.policies import PolicyStatistics, RcuRetire, RetirePolicy, StopTheWorldFlush
+from tcg.riscv.decode import decode
+from tcg.riscv.elf import DEFAULT_RAM_SIZE, PAGE_SIZE, load_elf
+from tcg.riscv.errors import GuestFault
+from tcg.riscv.hart import Hart
+from tcg.riscv.interp import Exit, fetch, step
+from tcg.riscv.translate import DEFAULT_MAX_INSNS, translate
+
+__all__ = ["POLICIES", "Machine", "MachineError", "MachineResult", "make_policy"]
+
+SYS_WRITE, SYS_EXIT, SYS_EXIT_GROUP = 64, 93, 94
+EBADF, EFAULT, ENOSYS = 9, 14, 38
+_MASK = 0xFFFFFFFF
+
+#: watch-array bit of pages holding an LR-reserved word (bit 0: translated code).
+RESERVED = 2
+
+Stopped = Literal["exit", "fault", "violation", "limit"]
+PolicyFactory = Callable[[quiescent.World], RetirePolicy]
+
+POLICIES: dict[str, PolicyFactory] = {
+    "rcu": lambda world: RcuRetire(flavor="epoch"),
+    "rcu-qsbr": lambda world: RcuRetire(flavor="qsbr"),
+    "flush": StopTheWorldFlush,
+}
+
+
+class MachineError(Exception):
+    """The machine cannot run as configured (not a guest error)."""
+
+
+def make_policy(policy: str | PolicyFactory, world: quiescent.World) -> RetirePolicy:
+    """A policy by name (``rcu``, ``rcu-qsbr``, ``flush``, ``module:Class``) or factory."""
+    made: object
+    if callable(policy):
+        made = policy(world)
+    elif isinstance(policy, str) and policy in POLICIES:
+        made = POLICIES[policy](world)
+    elif isinstance(policy, str) and ":" in policy:
+        made = _import_policy(policy, world)
+    else:
+        raise ValueError(
+            f"unknown policy {policy!r}: expected one of {sorted(POLICIES)} or 'module:Class'"
+        )
+    if not isinstance(made, RetirePolicy):
+        raise TypeError(f"{policy!r} did not make a RetirePolicy (got {type(made).__name__})")
+    return made
+
+
+def _import_policy(spec: str, world: quiescent.World) -> object:
+    import importlib
+
+    module_name, _, attr = spec.partition(":")
+    try:
+        factory = getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError) as exc:
+        raise ValueError(f"cannot import policy {spec!r}: {exc}") from None
+    return factory(world)
+
+
+@dataclass(frozen=True, slots=True)
+class MachineResult:
+    """How a run ended, what the guest wrote, and what it cost."""
+
+    #: The guest's exit code (0-255); None after a fault, a violation or the limit.
+    exit_code: int | None
+    stdout: bytes
+    stderr: bytes
+    #: Guest instructions retired, all harts together, and per hart.
+    instructions: int
+    per_hart: tuple[int, ...]
+    seconds: float
+    stopped: Stopped
+    fault: GuestFault | None
+    #: UseAfterReclaimError messages (the machine stops at the first).
+    violations: tuple[str, ...]
+    buffer: BufferStatistics
+    policy: PolicyStatistics
+    world: quiescent.WorldStatistics
+
+    @property
+    def mips(self) -> float:
+        """Guest instructions per second of wall-clock time, in millions."""
+        return self.instructions / self.seconds / 1e6 if self.seconds > 0 else 0.0
+
+
+class _MachineHart(Hart):
+    """A hart whose store hook reports to its machine."""
+
+    __slots__ = ("machine",)
+
+    def __init__(self, machine: Machine, ram: bytearray, hart_id: int, watch: bytearray) -> None:
+        super().__init__(ram, hart_id, watch=watch)
+        self.machine = machine
+
+    def on_store(self, addr: int, size: int) -> None:
+        self.machine._on_store(addr, size)
+
+
+def _special(h: Hart) -> int:
+    """Stands for an instruction the interpreter runs (its TB has no code of its own)."""
+    raise AssertionError("special blocks are never called")
+
+
+class Machine:
+    """A RISC-V machine: ``vcpus`` harts on threads, one translation buffer.
+
+    ``program`` is an ELF32 RISC-V executable (a path or its bytes).
+    ``policy`` retires translated code: ``"rcu"``, ``"rcu-qsbr"``,
+    ``"flush"``, ``"module:Class"``, or a factory called with the machine's
+    ``quiescent.World``. ``buffer_kb`` is the buffer's capacity in KiB of
+    host-code bytes, cut into ``regions``; a small buffer just retires often.
+    ``echo`` (a binary stream) receives the guest's stdout as it is written.
+    ``max_instructions`` stops the run (``stopped == "limit"``) once the harts
+    together have retired at least that many instructions.
+    """
+
+    def __init__(
+        self,
+        program: bytes | str | os.PathLike[str],
+        *,
+        vcpus: int = 1,
+        policy: str | PolicyFactory = "rcu",
+        buffer_kb: float = 4096,
+        regions: int = 8,
+        ram_size: int = DEFAULT_RAM_SIZE,
+        max_block_insns: int = DEFAULT_MAX_INSNS,
+        max_instructions: int | None = None,
+        echo: BinaryIO | None = None,
+    ) -> None:
+        for name, value in (("vcpus", vcpus), ("regions", regions)):
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise TypeError(f"{name} must be an int, not {type(value).__name__}")
+            if value < 1:
+                raise ValueError(f"{name} must be >= 1, not {value}")
+        if isinstance(buffer_kb, bool) or not isinstance(buffer_kb, int | float):
+            raise TypeError(f"buffer_kb must be a number, not {type(buffer_kb).__name__}")
+        if not buffer_kb > 0:
+            raise ValueError(f"buffer_kb must be > 0, not {buffer_kb!r}")
+        if max_instructions is not None and (
+            isinstance(max_instructions, bool)
+            or not isinstance(max_instructions, int)
+            or max_instructions < 1
+        ):
+            raise ValueError(f"max_instructions must be a positive int, not {max_instructions!r}")
+        loaded = load_elf(program, ram_size=ram_size)  # LoaderError before anything runs
+        capacity = int(buffer_kb * 1024)
+        if capacity < regions:
+            raise ValueError(f"a buffer of {capacity} bytes cannot hold {regions} regions")
+        self.ram = loaded.ram
+        self.entry = loaded.entry
+        self.vcpus = vcpus
+        self.max_block_insns = max_block_insns
+        self.max_instructions = max_instructions
+        self.world = quiescent.World(name="machine")
+        self.policy = make_policy(policy, self.world)
+        self.watch = bytearray(len(self.ram) // PAGE_SIZE)
+        self.buffer = TranslationBuffer(capacity, regions, self.policy, watch=self.watch)
+        self.harts = [_MachineHart(self, self.ram, i, self.watch) for i in range(vcpus)]
+        for h in self.harts:
+            h.reset(self.entry, vcpus)
+        self._echo = echo
+        self._out = {1: bytearray(), 2: bytearray()}
+        self._output_lock = threading.Lock()
+        self._reservation_lock = threading.Lock()  # guards _reserved_pages, see above
+        self._reserved_pages: set[int] = set()
+        self._stop = False  # set once; read by every hart at its safe points
+        self._stopped: Stopped = "exit"
+        self._fault: GuestFault | None = None
+        self._violations: list[str] = []
+        self._exit_codes: dict[int, int] = {}
+        self._group_exit: int | None = None
+        self._error: BaseException | None = None
+        self._state_lock = threading.Lock()  # guards the six fields above
+        self._ran = False
+
+    # ------------------------------------------------------------------
+    # Running
+
+    def run(self) -> MachineResult:
+        """Run the program to its end and return the result (once per machine)."""
+        if self._ran:
+            raise MachineError("a Machine runs once; make a new one")
+        self._ran = True
+        threads = [
+            threading.Thread(target=self._hart_main, args=(h,), name=f"hart{h.hart_id}")
+            for h in self.harts
+        ]
+        start = time.perf_counter()
+        try:
+            for t in threads:
+                t.start()
+            for t in threads:
+                while t.is_alive():
+                    t.join(0.5)
+        finally:
+            self._halt("exit")
+            for t in threads:
+                t.join()
+        seconds = time.perf_counter() - start
+        try:
+            if self._error is not None:
+                if isinstance(self._error, MachineError):
+                    raise self._error
+                raise MachineError(f"a hart thread failed: {self._error!r}") from self._error
+            return self._result(seconds)
+        finally:
+            self.policy.close()
+
+    def _result(self, seconds: float) -> MachineResult:
+        with self._state_lock:
+            stopped = self._stopped
+            exit_code: int | None = None
+            if stopped == "exit":
+                exit_code = self._group_exit
+                if exit_code is None:
+                    exit_code = self._exit_codes.get(0, 0)
+            per_hart = tuple(h.instret for h in self.harts)
+            return MachineResult(
+                exit_code=exit_code,
+                stdout=bytes(self._out[1]),
+                stderr=bytes(self._out[2]),
+                instructions=sum(per_hart),
+                per_hart=per_hart,
+                seconds=seconds,
+                stopped=stopped,
+                fault=self._fault,
+                violations=tuple(self._violations),
+                buffer=self.buffer.statistics(),
+                policy=self.policy.statistics(),
+                world=self.world.statistics(),
+            )
+
+    def _halt(self, why: Stopped) -> None:
+        """Stop every hart at its next safe point (the first reason wins)."""
+        with self._state_lock:
+            if self._stop:
+                return
+            self._stop = True
+            self._stopped = why
+        for cpu in self.world.vcpus():
+            # Queued work kicks the vCPU out of guest code; one that
+            # unregistered meanwhile refuses it, which is fine.
+            with contextlib.suppress(quiescent.QuiescentError):
+                cpu.run_async(_nothing)
+
+    def _hart_main(self, h: _MachineHart) -> None:
+        cpu = self.world.register(name=f"hart{h.hart_id}")
+        hooks = self.policy.vcpu_hooks()
+        cache = self.buffer.new_jump_cache()
+        try:
+            self._cpu_loop(h, cpu, hooks.enter, hooks.leave, hooks.boundary, cache)
+        except GuestFault as fault:
+            with self._state_lock:
+                if self._fault is None:
+                    self._fault = fault
+            self._halt("fault")
+        except UseAfterReclaimError as exc:
+            with self._state_lock:
+                self._violations.append(str(exc))
+            self._halt("violation")
+        except BaseException as exc:  # reported by run() on the caller's thread
+            with self._state_lock:
+                if self._error is None:
+                    self._error = exc
+            self._halt("fault")
+        finally:
+            self.buffer.drop_jump_cache(cache)
+            cpu.unregister()
+
+    def _cpu_loop(
+        self,
+        h: _MachineHart,
+        cpu: quiescent.Vcpu,
+        enter: Callable[[], None],
+        leave: Callable[[], None],
+        boundary: Callable[[], None],
+        cache: list[TranslationBlock | None],
+    ) -> None:
+        lookup = self.buffer.lookup
+        generations = self.buffer.generations
+        limit = self.max_instructions
+        pc = h.pc
+        while not self._stop:
+            token: object = None
+            full = special = False
+            with cpu.running():
+                enter()
+                try:
+                    while not cpu.exit_requested:
+                        tb = lookup(cache, pc)
+                        if tb is None:
+                            try:
+                                tb = self._translate(pc)
+                            except BufferFullError as exc:
+                                token, full = exc.token, True
+                                break
+                        fn = tb.fn
+                        if fn is _special:
+                            special = True
+                            break
+                        # The oracle, before and after: the region of the TB
+                        # must not be reclaimed while this hart runs it.
+                        if generations[tb.region] != tb.generation:
+                            tb.check(generations)
+                        pc = fn(h)
+                        if generations[tb.region] != tb.generation:
+                            tb.check(generations)
+                        boundary()
+                finally:
+                    leave()
+                    h.pc = pc
+            if full:
+                self.policy.wait_for_space(token)
+            elif special:
+                if not self._run_special(h):
+                    return  # this hart exited
+                pc = h.pc
+            cpu.process_work()
+            if limit is not None and self._instructions() >= limit:
+                self._halt("limit")
+
+    def _instructions(self) -> int:
+        return sum(h.instret for h in self.harts)
+
+    def _translate(self, pc: int) -> TranslationBlock:
+        """Translate the block at ``pc`` and publish it (inside the read side)."""
+        ram = self.ram
+        max_insns = self.max_block_insns
+        while True:
+            # Snapshot the guest bytes first: if another hart rewrites them
+            # while this one translates, the check below catches it.
+            before = bytes(ram[pc : pc + 4 * max_insns])
+            code = translate(ram, pc, max_insns=max_insns)
+            fn: Callable[[Hart], int]
+            if code.n_insns == 0:
+                # A special instruction: its "host code" is the word the
+                # interpreter will run.
+                fn, end, host = _special, pc + 4, before[:4] or b"\0"
+            else:
+                fn, end, host = code.fn, code.end, code.code_bytes
+            try:
+                tb = self.buffer.add(pc, end, fn, host)
+            except ValueError:
+                # Too big for a region: fewer instructions per block.
+                if max_insns == 1:
+                    raise MachineError(
+                        f"a one-instruction block needs {len(host)} bytes; the buffer's "
+                        f"regions hold {self.buffer.region_size}: use a larger buffer"
+                    ) from None
+                max_insns = max(1, max_insns // 2)
+                continue
+            if bytes(ram[pc:end]) == before[: end - pc]:
+                return tb
+            self.buffer.invalidate(pc, end)  # rewritten meanwhile: translate again
+
+    # ------------------------------------------------------------------
+    # Special instructions, system calls, stores
+
+    def _run_special(self, h: _MachineHart) -> bool:
+        """Run the instruction at ``h.pc`` outside guest code; False once the hart exited."""
+        insn = decode(fetch(h, h.pc))
+        if insn.is_atomic:
+            with self.world.exclusive():
+                step(h)
+                self._update_reservations()
+            return True
+        if step(h) is Exit.ECALL:
+            return self._syscall(h)
+        return True
+
+    def _on_store(self, addr: int, size: int) -> None:
+        flags = self.watch[addr // PAGE_SIZE]
+        if flags & 1:
+            self.buffer.invalidate(addr, addr + size)
+        if flags & RESERVED:
+            self._update_reservations(addr, size)
+
+    def _update_reservations(self, addr: int = 0, size: int = 0) -> None:
+        """Break reservations overlapping ``[addr, addr + size)``; re-mark reserved pages.
+
+        Called after every atomic step (inside its exclusive section) and
+        after stores to reserved pages (by running harts).
+        """
+        with self._reservation_lock:
+            for other in self.harts:
+                r = other.reservation
+                if r is not None and r < addr + size and addr < r + 4:
+                    other.reservation = None
+            pages = {h.reservation // PAGE_SIZE for h in self.harts if h.reservation is not None}
+            for page in pages ^ self._reserved_pages:
+                self.buffer.mark_page(page, RESERVED, page in pages)
+            self._reserved_pages = pages
+
+    def _syscall(self, h: _MachineHart) -> bool:
+        x = h.x
+        number = x[17]
+        if number == SYS_WRITE:
+            fd, buf, length = x[10], x[11], x[12]
+            if fd not in self._out:
+                x[10] = -EBADF & _MASK
+            elif buf + length > len(self.ram):
+                x[10] = -EFAULT & _MASK
+            else:
+                data = bytes(self.ram[buf : buf + length])
+                with self._output_lock:
+                    self._out[fd] += data
+                    if fd == 1 and self._echo is not None:
+                        self._echo.write(data)
+                        self._echo.flush()
+                x[10] = length
+            return True
+        if number == SYS_EXIT:
+            with self._state_lock:
+                self._exit_codes[h.hart_id] = x[10] & 0xFF
+            return False
+        if number == SYS_EXIT_GROUP:
+            with self._state_lock:
+                if self._group_exit is None:
+                    self._group_exit = x[10] & 0xFF
+            self._halt("exit")
+            return False
+        x[10] = -ENOSYS & _MASK
+        return True
+
+
+def _nothing() -> None:
+    """Queued to kick a vCPU out of guest code."""

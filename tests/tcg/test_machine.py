@@ -1,0 +1,160 @@
+"""The multi-threaded machine: every workload under every policy, the CLI, the guest ABI."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import quiescent
+from tcg import StopTheWorldFlush
+from tcg.machine import Machine, MachineError, make_policy
+from tcg.riscv.errors import FaultReason, LoaderError
+from tcg.workloads import WORKLOADS
+from tests.tcg.riscv.helpers import i_type, tiny_program
+
+ECALL = 0x00000073
+ILLEGAL = 0xFFFFFFFF
+
+
+def li(rd: int, value: int) -> int:
+    """addi rd, x0, value (12-bit signed)."""
+    return i_type("addi", rd, 0, value)
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("vcpus", [1, 2, 4])
+@pytest.mark.parametrize("policy", ["rcu", "rcu-qsbr", "flush"])
+@pytest.mark.parametrize("name", sorted(WORKLOADS))
+def test_workload_output_under_pressure(name: str, policy: str, vcpus: int) -> None:
+    workload = WORKLOADS[name]
+    # 32 KiB in 8 regions: below bigcode's and smc's code size, about the
+    # size of the kernels' (so they retire too, without thrashing).
+    result = Machine(workload.path, vcpus=vcpus, policy=policy, buffer_kb=32, regions=8).run()
+    assert result.violations == ()
+    assert result.fault is None
+    assert result.stopped == "exit"
+    assert result.exit_code == 0
+    assert result.stdout == workload.expected_output(vcpus)
+    stats = result.policy
+    if name == "bigcode":
+        assert stats.reclaims + stats.flushes >= 100, stats
+    assert result.instructions == sum(result.per_hart) > 0
+
+
+def test_a_buffer_that_holds_one_block_is_enough() -> None:
+    workload = WORKLOADS["smc"]
+    result = Machine(workload.path, policy="rcu", buffer_kb=4, regions=1).run()
+    assert result.stdout == workload.expected_output(1)
+    assert result.policy.reclaims > 0
+
+
+def test_a_buffer_too_small_for_any_block_is_a_clear_error() -> None:
+    with pytest.raises(MachineError, match="use a larger buffer"):
+        Machine(WORKLOADS["crc32"].path, buffer_kb=0.05, regions=1).run()
+
+
+def test_guest_fault_stops_the_machine_with_a_report() -> None:
+    program = tiny_program([li(10, 5), ILLEGAL])
+    result = Machine(program, vcpus=2).run()
+    assert result.stopped == "fault"
+    assert result.exit_code is None
+    fault = result.fault
+    assert fault is not None
+    assert fault.reason is FaultReason.ILLEGAL_INSTRUCTION
+    assert fault.pc == 0x10004
+    assert fault.word == ILLEGAL
+    assert "illegal instruction at pc 0x00010004" in fault.describe()
+
+
+def test_unknown_syscall_returns_enosys_and_exit_code_is_the_guests() -> None:
+    # a7 = 500 (unknown): a0 = -38; then exit(a0) -> 218 (low 8 bits of -38)
+    program = tiny_program([li(17, 500), ECALL, li(17, 93), ECALL])
+    result = Machine(program).run()
+    assert result.exit_code == (-38) & 0xFF
+
+
+def test_bad_arguments_fail_at_the_call(tmp_path: Path) -> None:
+    elf = WORKLOADS["crc32"].path
+    with pytest.raises(ValueError, match="vcpus"):
+        Machine(elf, vcpus=0)
+    with pytest.raises(TypeError):
+        Machine(elf, regions="8")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="buffer_kb"):
+        Machine(elf, buffer_kb=0)
+    with pytest.raises(ValueError, match="unknown policy"):
+        Machine(elf, policy="lru")
+    not_elf = tmp_path / "not.elf"
+    not_elf.write_bytes(b"#!/bin/sh\necho hi\n")
+    with pytest.raises(LoaderError):
+        Machine(not_elf)
+
+
+def make_flush(world: quiescent.World) -> StopTheWorldFlush:
+    """A policy factory importable as ``tests.tcg.test_machine:make_flush``."""
+    return StopTheWorldFlush(world)
+
+
+def test_policy_from_module_and_class() -> None:
+    world = quiescent.World()
+    policy = make_policy("tests.tcg.test_machine:make_flush", world)
+    assert isinstance(policy, StopTheWorldFlush)
+    with pytest.raises(ValueError, match="cannot import"):
+        make_policy("tests.tcg.test_machine:nothing_here", world)
+
+
+def test_a_machine_runs_once() -> None:
+    machine = Machine(tiny_program([li(17, 93), ECALL]))
+    assert machine.run().exit_code == 0
+    with pytest.raises(MachineError):
+        machine.run()
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(
+        [sys.executable, "-m", "tcg", *args], capture_output=True, timeout=120, check=False
+    )
+
+
+@pytest.mark.timeout(150)
+def test_cli_stdout_is_exactly_the_guests_and_stats_go_to_stderr() -> None:
+    workload = WORKLOADS["crc32"]
+    done = _cli("run", str(workload.path), "--vcpus", "2", "--policy", "flush", "--stats")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == workload.expected_output(2)
+    assert b"tcg: guest instructions" in done.stderr
+    assert b"MIPS" in done.stderr
+
+
+@pytest.mark.timeout(150)
+def test_cli_reports_a_guest_fault_without_a_traceback(tmp_path: Path) -> None:
+    program = tmp_path / "fault.elf"
+    program.write_bytes(tiny_program([ILLEGAL]))
+    done = _cli("run", str(program))
+    assert done.returncode == 70
+    assert b"guest fault: hart 0: illegal instruction at pc 0x00010000" in done.stderr
+    assert b"Traceback" not in done.stderr
+
+
+@pytest.mark.timeout(150)
+def test_cli_rejects_a_file_that_is_not_an_executable(tmp_path: Path) -> None:
+    program = tmp_path / "text.elf"
+    program.write_bytes(b"hello")
+    done = _cli("run", str(program))
+    assert done.returncode == 66
+    assert b"tcg:" in done.stderr
+    assert b"Traceback" not in done.stderr
+    missing = _cli("run", str(tmp_path / "missing.elf"))
+    assert missing.returncode == 66
+
+
+@pytest.mark.timeout(150)
+def test_cli_usage_errors() -> None:
+    done = _cli("run", "x.elf", "--vcpus", "0")
+    assert done.returncode == 2
+    assert b"usage" in done.stderr
+    bad_policy = _cli("run", str(WORKLOADS["crc32"].path), "--policy", "lru")
+    assert bad_policy.returncode == 2
+    assert b"unknown policy" in bad_policy.stderr
