@@ -58,8 +58,11 @@ from tcg.riscv.translate import DEFAULT_MAX_INSNS, translate
 
 __all__ = ["POLICIES", "Machine", "MachineError", "MachineResult", "make_policy"]
 
-SYS_WRITE, SYS_EXIT, SYS_EXIT_GROUP = 64, 93, 94
-EBADF, EFAULT, ENOSYS = 9, 14, 38
+SYS_WRITE, SYS_NANOSLEEP, SYS_EXIT, SYS_EXIT_GROUP = 64, 101, 93, 94
+EBADF, EFAULT, EINVAL, ENOSYS = 9, 14, 22, 38
+ECALL = 0x00000073
+#: The longest host call a guest may make (seconds).
+MAX_SLEEP = 10.0
 _MASK = 0xFFFFFFFF
 
 #: watch-array bit of pages holding an LR-reserved word (bit 0: translated code).
@@ -163,6 +166,12 @@ class Machine:
     ``echo`` (a binary stream) receives the guest's stdout as it is written.
     ``max_instructions`` stops the run (``stopped == "limit"``) once the harts
     together have retired at least that many instructions.
+
+    ``host_calls`` says where a blocking host call (``nanosleep``) runs:
+    ``"outside"`` guest code (the hart leaves ``running()`` and its read side
+    first, as QEMU drops its locks around blocking I/O: neither a flush nor a
+    grace period waits for it), or ``"inside"`` (the naive way, a stalled
+    vCPU: exclusive sections and grace periods wait for the call to end).
     """
 
     def __init__(
@@ -176,6 +185,7 @@ class Machine:
         ram_size: int = DEFAULT_RAM_SIZE,
         max_block_insns: int = DEFAULT_MAX_INSNS,
         max_instructions: int | None = None,
+        host_calls: Literal["outside", "inside"] = "outside",
         echo: BinaryIO | None = None,
     ) -> None:
         for name, value in (("vcpus", vcpus), ("regions", regions)):
@@ -193,6 +203,8 @@ class Machine:
             or max_instructions < 1
         ):
             raise ValueError(f"max_instructions must be a positive int, not {max_instructions!r}")
+        if host_calls not in ("outside", "inside"):
+            raise ValueError(f"host_calls must be 'outside' or 'inside', not {host_calls!r}")
         loaded = load_elf(program, ram_size=ram_size)  # LoaderError before anything runs
         capacity = int(buffer_kb * 1024)
         if capacity < regions:
@@ -202,6 +214,7 @@ class Machine:
         self.vcpus = vcpus
         self.max_block_insns = max_block_insns
         self.max_instructions = max_instructions
+        self.host_calls = host_calls
         self.world = quiescent.World(name="machine")
         self.policy = make_policy(policy, self.world)
         self.watch = bytearray(len(self.ram) // PAGE_SIZE)
@@ -330,6 +343,7 @@ class Machine:
         lookup = self.buffer.lookup
         generations = self.buffer.generations
         limit = self.max_instructions
+        inside = self.host_calls == "inside"
         pc = h.pc
         while not self._stop:
             token: object = None
@@ -347,6 +361,14 @@ class Machine:
                                 break
                         fn = tb.fn
                         if fn is _special:
+                            if inside and self._is_host_call(h, pc):
+                                # The naive way: block with the read side
+                                # held (a stalled vCPU, for comparison).
+                                h.pc = pc
+                                step(h)
+                                self._syscall(h)
+                                pc = h.pc
+                                continue
                             special = True
                             break
                         # The oracle, before and after: the region of the TB
@@ -407,6 +429,10 @@ class Machine:
     # ------------------------------------------------------------------
     # Special instructions, system calls, stores
 
+    def _is_host_call(self, h: _MachineHart, pc: int) -> bool:
+        """Is the instruction at ``pc`` an ``ecall`` of a blocking host call?"""
+        return fetch(h, pc) == ECALL and h.x[17] == SYS_NANOSLEEP
+
     def _run_special(self, h: _MachineHart) -> bool:
         """Run the instruction at ``h.pc`` outside guest code; False once the hart exited."""
         insn = decode(fetch(h, h.pc))
@@ -442,6 +468,17 @@ class Machine:
                 self.buffer.mark_page(page, RESERVED, page in pages)
             self._reserved_pages = pages
 
+    def _nanosleep(self, request: int) -> int:
+        """``nanosleep(req, rem)``: ``req`` points to ``{int32 tv_sec; int32 tv_nsec}``."""
+        if request + 8 > len(self.ram):
+            return -EFAULT & _MASK
+        sec = int.from_bytes(self.ram[request : request + 4], "little", signed=True)
+        nsec = int.from_bytes(self.ram[request + 4 : request + 8], "little", signed=True)
+        if sec < 0 or not 0 <= nsec < 1_000_000_000:
+            return -EINVAL & _MASK
+        time.sleep(min(sec + nsec / 1e9, MAX_SLEEP))
+        return 0
+
     def _syscall(self, h: _MachineHart) -> bool:
         x = h.x
         number = x[17]
@@ -459,6 +496,9 @@ class Machine:
                         self._echo.write(data)
                         self._echo.flush()
                 x[10] = length
+            return True
+        if number == SYS_NANOSLEEP:
+            x[10] = self._nanosleep(x[10])
             return True
         if number == SYS_EXIT:
             with self._state_lock:

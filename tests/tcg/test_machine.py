@@ -13,7 +13,7 @@ from tcg import StopTheWorldFlush
 from tcg.machine import Machine, MachineError, make_policy
 from tcg.riscv.errors import FaultReason, LoaderError
 from tcg.workloads import WORKLOADS
-from tests.tcg.riscv.helpers import i_type, tiny_program
+from tests.tcg.riscv.helpers import amo, branch, i_type, load, lui, make_elf, store, tiny_program
 
 ECALL = 0x00000073
 ILLEGAL = 0xFFFFFFFF
@@ -158,3 +158,52 @@ def test_cli_usage_errors() -> None:
     bad_policy = _cli("run", str(WORKLOADS["crc32"].path), "--policy", "lru")
     assert bad_policy.returncode == 2
     assert b"unknown policy" in bad_policy.stderr
+
+
+def _stall_program(sleep_ns: int) -> bytes:
+    """Hart 1 sets a flag and sleeps in a host call; hart 0 waits for the flag,
+    then runs an atomic (an exclusive section) and ends the program."""
+    flag, timespec = 0x20000, 0x20010
+    t0, t1, t2, a0, a7 = 5, 6, 7, 10, 17
+    code = [
+        branch("bne", a0, 0, 7 * 4),  # hart != 0: to hart1
+        lui(t1, flag >> 12),
+        load("lw", t0, t1, 0),  # spin: until hart 1 is asleep
+        branch("beq", t0, 0, -4),
+        amo("amoadd.w", t2, t1, t0),  # an exclusive step
+        li(a7, 94),
+        ECALL,  # exit_group(a0 = 0)
+        # hart1:
+        lui(t1, flag >> 12),
+        li(t0, 1),
+        store("sw", t0, t1, 0),
+        lui(a0, timespec >> 12),
+        i_type("addi", a0, a0, timespec & 0xFFF),
+        li(a7, 101),
+        ECALL,  # nanosleep(&timespec)
+        li(a0, 0),
+        li(a7, 93),
+        ECALL,  # exit(0)
+    ]
+    text = b"".join(w.to_bytes(4, "little") for w in code)
+    data = (
+        (0).to_bytes(4, "little") * 4 + (0).to_bytes(4, "little") + sleep_ns.to_bytes(4, "little")
+    )
+    return make_elf([(0x10000, text, len(text), 5), (flag, data, len(data), 6)], 0x10000)
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("policy", ["rcu", "flush"])
+def test_a_host_call_inside_guest_code_stalls_exclusive_sections(policy: str) -> None:
+    sleep = 0.3
+    program = _stall_program(int(sleep * 1e9))
+    inside = Machine(program, vcpus=2, policy=policy, host_calls="inside").run()
+    outside = Machine(program, vcpus=2, policy=policy, host_calls="outside").run()
+    for result in (inside, outside):
+        assert result.exit_code == 0
+        assert result.world.exclusive_sections == 1
+    # Inside: the atomic's exclusive section started while hart 1 slept in
+    # running(), so it had to wait for the rest of the sleep.
+    assert inside.world.time_to_quiesce.max >= sleep / 2
+    # Outside: the sleeping hart was not in guest code; nothing waited for it.
+    assert outside.world.time_to_quiesce.max < sleep / 2
