@@ -40,7 +40,7 @@ from tcg.riscv.decode import (
 from tcg.riscv.errors import FaultReason, GuestFault
 from tcg.riscv.hart import Hart
 
-__all__ = ["Exit", "fetch", "signed", "step"]
+__all__ = ["Exit", "Hart", "fetch", "signed", "step"]
 
 MASK = 0xFFFFFFFF
 
