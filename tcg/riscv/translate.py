@@ -50,8 +50,9 @@ page is not watched.
 Faults are precise. A misaligned access raises an internal trap, an access
 past the end of RAM raises ``IndexError`` from the ``memoryview``; both are
 caught by one handler around the block body, which writes back the registers
-written so far (every register the block writes is loaded on entry, so a
-register not yet written holds its old value), sets ``h.pc`` to the
+the block writes (a register the block first writes after a point where it
+can fault is loaded on entry, so until then it holds its old value), sets
+``h.pc`` to the
 faulting instruction, counts the instructions before it in ``h.instret`` and
 raises :class:`~tcg.riscv.GuestFault`: the same state the reference
 interpreter leaves. The line number of the ``IndexError`` names the faulting
@@ -452,21 +453,34 @@ def _generate(pc: int, insns: list[Insn], ends_in: BlockEnd) -> str:
     loop_cond = None
     if ends_in == "branch" and (last_pc + last.imm) & 0xFFFFFFFF == pc:
         loop_cond = _branch_cond(e, last)
+    # Which registers to load on entry: those read before the block writes
+    # them, and those first written after a point where the block can fault
+    # (a fault writes every register the block writes back, so each must
+    # hold its old value until the block assigns it). A register the block
+    # assigns before it can first fault needs no load.
+    live_in: set[int] = set()
+    assigned: set[int] = set()
     for k, insn in enumerate(insns):
+        # Fields an instruction does not use are 0 in its Insn record.
+        live_in.update(r for r in (insn.rs1, insn.rs2) if r and r not in assigned)
         ipc = pc + 4 * k
         if k == n - 1 and ends_in in ("branch", "jump"):
             if loop_cond is None:
                 next_pc = _emit_exit(e, k, insn, ipc)
         else:
             _emit_insn(e, k, insn, ipc)
+        # A fault point inside this instruction comes before its write.
+        if insn.rd and insn.rd not in assigned:
+            assigned.add(insn.rd)
+            if e.traps or e.mem_lines:
+                live_in.add(insn.rd)
 
-    # Every register the block writes is loaded too, so that a fault in the
-    # middle of the block can write back a precise register file.
-    regs = sorted(e.reads | e.writes)
+    regs = sorted(live_in)
     written = sorted(e.writes)
     head = [f"def {name}(h):"]
-    if regs:
+    if regs or written:
         head.append("    x = h.x")
+    if regs:
         head.append("    " + "; ".join(f"r{r} = x[{r}]" for r in regs))
     for view in sorted(e.views):
         head.append(f"    {view} = h.{view}")
