@@ -13,7 +13,12 @@ measured in the same run:
   (:func:`tcg.riscv.step` on every instruction) and, if it is installed
   (``pip install --no-deps tinyrv``), tinyrv, a RISC-V simulator in Python
   by other authors, on the same ELF file. The baselines run the first
-  ``--baseline-insns`` instructions only, to keep the run short.
+  ``--baseline-insns`` instructions only, to keep the run short;
+* where the runner's time goes: translating blocks, running special
+  instructions with the interpreter (system calls, atomics, fences), looking
+  up the next block (estimated by replaying the recorded sequence of block
+  lookups without running the blocks), and executing translated code (the
+  rest).
 """
 
 from __future__ import annotations
@@ -29,7 +34,8 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks._common import banner, machine, table
-from tcg.riscv import Runner, parse_elf, translate
+from tcg.riscv import Runner, TranslatedCode, parse_elf, translate
+from tcg.riscv.runner import _RunnerHart
 from tcg.workloads import WORKLOADS
 
 KERNELS = ("sort", "crc32", "matmul", "sieve")
@@ -116,6 +122,75 @@ def tinyrv_mips(name: str, limit: int, repeat: int) -> float | None:
     return statistics.median(samples)
 
 
+class TimedRunner(Runner):
+    """A runner that accounts the time spent translating and in special instructions."""
+
+    translate_ns = 0
+    special_ns = 0
+
+    def _translate(self, pc: int) -> TranslatedCode:
+        start = time.perf_counter_ns()
+        try:
+            return super()._translate(pc)
+        finally:
+            self.translate_ns += time.perf_counter_ns() - start
+
+    def _special(self, h: _RunnerHart) -> bool:
+        start = time.perf_counter_ns()
+        try:
+            return super()._special(h)
+        finally:
+            self.special_ns += time.perf_counter_ns() - start
+
+
+def block_trace(name: str) -> tuple[list[int], dict[int, Any]]:
+    """The pcs of every block executed by a run, and the functions looked up."""
+    runner = Runner(WORKLOADS[name].path)
+    trace: list[int] = []
+    original = runner._translate
+
+    def recording(pc: int) -> TranslatedCode:
+        tb = original(pc)
+        if tb.n_insns:
+            fn = tb.fn
+
+            def record(h: Any, fn: Any = fn, pc: int = pc) -> int:
+                trace.append(pc)
+                return int(fn(h))
+
+            runner._fns[pc] = record
+        return tb
+
+    runner._translate = recording  # type: ignore[method-assign]
+    runner.run()
+    return trace, dict(runner._fns)
+
+
+def time_split(name: str) -> list[object]:
+    """Shares of the run time: translation, specials, lookup (estimated), execution."""
+    runner = TimedRunner(WORKLOADS[name].path)
+    start = time.perf_counter_ns()
+    result = runner.run()
+    total = time.perf_counter_ns() - start
+    trace, fns = block_trace(name)
+    start = time.perf_counter_ns()
+    for pc in trace:  # the runner's hot loop without the calls
+        fn = fns.get(pc)
+        if fn is None:
+            continue
+    lookup = time.perf_counter_ns() - start
+    execute = total - runner.translate_ns - runner.special_ns - lookup
+    return [
+        name,
+        total / 1e6,
+        result.instructions / len(trace),
+        100 * runner.translate_ns / total,
+        100 * runner.special_ns / total,
+        100 * lookup / total,
+        100 * execute / total,
+    ]
+
+
 def main(argv: list[str] | None = None) -> int:
     """Print the tables."""
     parser = argparse.ArgumentParser(description=__doc__)
@@ -148,6 +223,11 @@ def main(argv: list[str] | None = None) -> int:
         )
     headers = ["kernel", "translated", "interpreter", "ratio", "tinyrv", "vs tinyrv"]
     print(table(headers, speed_rows))
+
+    banner("Where the runner's time goes (% of the run)")
+    split_rows = [time_split(name) for name in (*KERNELS, "bigcode", "smc")]
+    headers = ["workload", "ms", "insns/call", "translate", "special", "lookup", "execute"]
+    print(table(headers, split_rows))
     return 0
 
 
