@@ -414,7 +414,8 @@ def translate(mem: bytearray, pc: int, *, max_insns: int = DEFAULT_MAX_INSNS) ->
     See the module docstring for where blocks end and for the contract of
     the returned ``fn``. A ``pc`` that is misaligned, outside RAM or holds a
     special or illegal instruction gives an empty block (``n_insns == 0``):
-    the caller runs :func:`tcg.riscv.interp.step`, which executes or faults.
+    the caller runs :func:`tcg.riscv.interp.step`, which executes or faults
+    (a pc outside RAM has no page: do not index ``watch`` with it).
     """
     _check_args(mem, pc, max_insns)
     if pc % 4:

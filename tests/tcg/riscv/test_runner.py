@@ -6,7 +6,8 @@ import pytest
 from hypothesis import event, given
 from hypothesis import strategies as st
 
-from tcg.riscv import FaultReason, LoaderError, Runner, run_program
+from tcg.riscv import FaultReason, Hart, LoaderError, Outcome, Runner, run_program
+from tcg.riscv import syscall as do_syscall
 
 from . import helpers as asm
 from .helpers import at_least, tiny_program
@@ -184,3 +185,25 @@ def test_random_programs_end_cleanly_and_engines_agree(words: list[int]) -> None
     assert (interpreted.fault and interpreted.fault.key()) == (
         translated.fault and translated.fault.key()
     )
+
+
+def test_jump_past_the_end_of_ram_is_a_fetch_fault() -> None:
+    result = run_program(tiny_program([asm.jal(0, 0xF0000)]), ram_size=1 << 20)
+    assert result.fault is not None
+    assert (result.fault.reason, result.fault.pc) == (FaultReason.FETCH_ACCESS, 1 << 20)
+
+
+def test_syscall_function_directly() -> None:
+    h = Hart(bytearray(1 << 16))
+    written: list[tuple[int, bytes]] = []
+    h.mem[0x100:0x103] = b"abc"
+    h.x[A7], h.x[A0], h.x[A1], h.x[A2] = 64, 2, 0x100, 3
+    assert do_syscall(h, lambda fd, data: written.append((fd, data))) == (Outcome.CONTINUE, 0)
+    assert (written, h.x[A0]) == ([(2, b"abc")], 3)
+    h.x[A7], h.x[A0] = 93, 0x105
+    assert do_syscall(h, print) == (Outcome.EXIT, 5)  # low 8 bits, like a process
+    h.x[A7], h.x[A0] = 94, 1
+    assert do_syscall(h, print) == (Outcome.EXIT_GROUP, 1)
+    h.x[A7] = 1000
+    assert do_syscall(h, print) == (Outcome.CONTINUE, 0)
+    assert h.x[A0] == 0xFFFFFFDA  # -38
