@@ -20,7 +20,7 @@ from tcg.riscv.elf import (
 )
 from tcg.riscv.errors import FaultReason, GuestFault, LoaderError
 from tcg.riscv.hart import STACK_SIZE, Hart
-from tcg.riscv.interp import Exit, step
+from tcg.riscv.interp import Exit, peek, step
 from tcg.riscv.runner import Runner, RunResult, run_program
 from tcg.riscv.syscalls import Outcome, syscall
 from tcg.riscv.translate import TranslatedCode, translate
@@ -45,6 +45,7 @@ __all__ = [
     "decode",
     "load_elf",
     "parse_elf",
+    "peek",
     "run_program",
     "step",
     "syscall",
