@@ -169,7 +169,7 @@ def _scan(mem: bytearray, pc: int, max_insns: int) -> tuple[list[Insn], BlockEnd
         if p + 4 > len(mem):
             return insns, "special"  # the fetch faults: the interpreter reports it
         insn = decode(int.from_bytes(mem[p : p + 4], "little"))
-        if insn.is_special or insn.is_illegal or insn.name == "ebreak":
+        if insn.is_special or insn.is_illegal:
             return insns, "special"
         insns.append(insn)
         if insn.name in BRANCHES:
@@ -180,12 +180,10 @@ def _scan(mem: bytearray, pc: int, max_insns: int) -> tuple[list[Insn], BlockEnd
 
 
 class _Emitter:
-    """Generates the body of one block, tracking registers and memory views used."""
+    """Generates the body of one block, tracking what it writes and touches."""
 
-    def __init__(self, pc: int) -> None:
-        self.pc = pc
-        self.body: list[str] = []  # lines inside the try, without indentation
-        self.reads: set[int] = set()
+    def __init__(self) -> None:
+        self.body: list[str] = []  # the block's lines, without indentation
         self.writes: set[int] = set()
         self.views: set[str] = set()
         self.stores = False
@@ -194,10 +192,7 @@ class _Emitter:
 
     def src(self, reg: int) -> str:
         """A source operand: ``0`` for x0, else the register's local."""
-        if reg == 0:
-            return "0"
-        self.reads.add(reg)
-        return f"r{reg}"
+        return "0" if reg == 0 else f"r{reg}"
 
     def flip(self, reg: int) -> str:
         """The operand with its sign bit flipped: signed order as unsigned order."""
@@ -444,7 +439,7 @@ def _generate(pc: int, insns: list[Insn], ends_in: BlockEnd) -> str:
     name = f"tb_{pc:08x}"
     if not insns:
         return f"def {name}(h):\n    return {pc:#x}\n"
-    e = _Emitter(pc)
+    e = _Emitter()
     n = len(insns)
     next_pc = f"{pc + 4 * n:#x}"
     last = insns[-1]
