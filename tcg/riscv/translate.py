@@ -129,15 +129,22 @@ def _trap_fault(h: Hart, trap: _Trap, pc: int, words: tuple[int, ...]) -> GuestF
     return GuestFault(h.hart_id, fault_pc, words[trap.index], trap.reason, trap.address)
 
 
-def _access_fault(
+def _fault(
     h: Hart,
-    exc: IndexError,
+    exc: IndexError | _Trap,
     address: int,
     pc: int,
     words: tuple[int, ...],
     lines: dict[int, tuple[int, bool]],
 ) -> BaseException:
-    """Map an ``IndexError`` raised on a memory line to the guest access fault."""
+    """The guest fault for a trap, or for an ``IndexError`` raised on a memory line.
+
+    ``address`` is the block's last effective address (local ``a``) and
+    ``lines`` maps the source lines that access memory to (instruction
+    index, is a store).
+    """
+    if isinstance(exc, _Trap):
+        return _trap_fault(h, exc, pc, words)
     tb: TracebackType | None = exc.__traceback__
     where = lines.get(tb.tb_lineno) if tb is not None else None
     if where is None:  # not from a guest access (e.g. from an on_store hook)
@@ -150,7 +157,7 @@ def _access_fault(
 _GLOBALS: dict[str, object] = {
     "_Trap": _Trap,
     "_trap_fault": _trap_fault,
-    "_access_fault": _access_fault,
+    "_fault": _fault,
     "_FM": FaultReason.FETCH_MISALIGNED,
     "_LM": FaultReason.LOAD_MISALIGNED,
     "_SM": FaultReason.STORE_MISALIGNED,
@@ -482,6 +489,10 @@ def _generate(pc: int, insns: list[Insn], ends_in: BlockEnd) -> str:
         head.append(f"    {view} = h.{view}")
     if e.stores:
         head.append("    watch = h.watch")
+    if e.mem_lines and e.traps:
+        # The shared handler reads ``a``; a jump's trap may come before any
+        # access assigned it.
+        head.append("    a = 0")
     writeback = [f"x[{r}] = r{r}" for r in written]
     # Instructions retired by the iterations of a loop block that completed.
     done = [f"h.instret += (it - 1) * {n}"] if loop_cond else []
@@ -501,17 +512,17 @@ def _generate(pc: int, insns: list[Insn], ends_in: BlockEnd) -> str:
         next_pc = f"{pc:#x} if {loop_cond} else {pc + 4 * n:#x}"
     first = len(lines) + 1  # 1-based line number of the first body line
     lines.extend(indent + line for line in body)
+    # One handler for both kinds of fault keeps the source (and compile time) small.
     if e.mem_lines:
         mem_lines = {first + idx: where for idx, where in e.mem_lines.items()}
-        lines.append("    except IndexError as exc:")
+        caught = "(IndexError, _Trap)" if e.traps else "IndexError"
+        lines.append(f"    except {caught} as exc:")
         lines.extend("        " + w for w in writeback + done)
-        lines.append(
-            f"        raise _access_fault(h, exc, a, {pc:#x}, {words}, {mem_lines!r}) from None"
-        )
-    if e.traps:
-        lines.append("    except _Trap as trap:")
+        lines.append(f"        raise _fault(h, exc, a, {pc:#x}, {words}, {mem_lines!r}) from None")
+    elif e.traps:
+        lines.append("    except _Trap as exc:")
         lines.extend("        " + w for w in writeback + done)
-        lines.append(f"        raise _trap_fault(h, trap, {pc:#x}, {words}) from None")
+        lines.append(f"        raise _trap_fault(h, exc, {pc:#x}, {words}) from None")
     lines.extend("    " + w for w in writeback)
     lines.append(f"    h.instret += {f'it * {n}' if loop_cond else n}")
     lines.append(f"    return {next_pc}")
