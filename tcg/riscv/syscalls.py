@@ -2,8 +2,8 @@
 
 Guest programs are freestanding: everything they ask of the outside world goes
 through ``ecall`` with the Linux RISC-V numbers, and only three calls exist.
-Keeping them in one place keeps every engine (the single-threaded runner, the
-multi-threaded machine) on the same ABI:
+Keeping them in one place lets every engine (the single-threaded runner, a
+multi-threaded machine) share one implementation of the ABI:
 
 * ``a7 = 64``: ``write(fd, buf, len)`` for fd 1 (stdout) and 2 (stderr);
   returns ``len``, ``-EBADF`` for another fd, ``-EFAULT`` if the buffer is
