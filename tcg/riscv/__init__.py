@@ -4,7 +4,8 @@ RV32IMA user-level code plus ``fence.i`` and the Zicsr counter reads, in flat
 little-endian guest RAM. :func:`load_elf` validates and loads an executable,
 :func:`decode` turns words into :class:`Insn` records, :func:`step` is the
 reference interpreter, :func:`translate` turns a basic block into a Python
-function, and :class:`Runner` runs a program single-threaded with both.
+function, :func:`syscall` implements the guest's system calls, and
+:class:`Runner` runs a program single-threaded with all of them.
 """
 
 from tcg.riscv.decode import Insn, decode
@@ -19,8 +20,9 @@ from tcg.riscv.elf import (
 )
 from tcg.riscv.errors import FaultReason, GuestFault, LoaderError
 from tcg.riscv.hart import STACK_SIZE, Hart
-from tcg.riscv.interp import Exit, step
+from tcg.riscv.interp import Exit, peek, step
 from tcg.riscv.runner import Runner, RunResult, run_program
+from tcg.riscv.syscalls import Outcome, syscall
 from tcg.riscv.translate import TranslatedCode, translate
 
 __all__ = [
@@ -35,6 +37,7 @@ __all__ = [
     "Insn",
     "LoadedProgram",
     "LoaderError",
+    "Outcome",
     "RunResult",
     "Runner",
     "Segment",
@@ -42,7 +45,9 @@ __all__ = [
     "decode",
     "load_elf",
     "parse_elf",
+    "peek",
     "run_program",
     "step",
+    "syscall",
     "translate",
 ]

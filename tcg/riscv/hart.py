@@ -23,6 +23,14 @@ Representation invariants (relied on by both engines):
   The machine sets it for pages holding translated code (self-modifying code)
   and for LR-reserved words, and overrides :meth:`Hart.on_store`. Harts of one
   machine share one ``watch`` array and one RAM.
+
+Threads: a hart belongs to the one thread that runs it; only that thread
+touches ``x``, ``pc`` and ``instret``, and ``on_store`` runs on it. The RAM
+and ``watch`` are shared. Races between harts on guest memory are the
+guest's business (an aligned word access is one ``memoryview`` element
+access, never torn into bytes by the front end); atomicity of LR/SC and AMOs
+is the caller's, which runs them inside an exclusive section. Another hart's
+``reservation`` is cleared by the machine's store hook, under its own lock.
 """
 
 from __future__ import annotations

@@ -40,7 +40,7 @@ from tcg.riscv.decode import (
 from tcg.riscv.errors import FaultReason, GuestFault
 from tcg.riscv.hart import Hart
 
-__all__ = ["Exit", "fetch", "signed", "step"]
+__all__ = ["Exit", "Hart", "fetch", "peek", "signed", "step"]
 
 MASK = 0xFFFFFFFF
 
@@ -68,6 +68,16 @@ def fetch(h: Hart, pc: int) -> int:
     if pc + 4 > len(h.mem):
         raise GuestFault(h.hart_id, pc, None, FaultReason.FETCH_ACCESS, pc)
     return int.from_bytes(h.mem[pc : pc + 4], "little")
+
+
+def peek(h: Hart) -> Insn:
+    """Decode the instruction at ``h.pc`` without executing it.
+
+    The cpu loop uses it to learn whether the next special instruction is
+    an atomic (``peek(h).is_atomic``) and so must run in an exclusive
+    section. A fetch fault is raised as :class:`GuestFault`.
+    """
+    return decode(fetch(h, h.pc))
 
 
 def step(h: Hart) -> Exit:

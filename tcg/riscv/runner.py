@@ -13,10 +13,8 @@ be compared on the same programs:
 
 * every hart starts at the entry point with ``a0`` = hart id, ``a1`` = number
   of harts, ``sp`` = RAM top minus hart id x 64 KiB;
-* ``ecall`` with ``a7`` = 64 is ``write(fd, buf, len)`` for fd 1 and 2 (else
-  ``-EBADF``; a buffer outside RAM gives ``-EFAULT``), 93 is ``exit(code)``
-  (this hart), 94 is ``exit_group(code)`` (all harts), anything else returns
-  ``-ENOSYS`` (-38) in ``a0``;
+* the system calls of :mod:`tcg.riscv.syscalls`: ``write`` to fd 1 and 2,
+  ``exit`` (this hart), ``exit_group`` (all harts), ``-ENOSYS`` otherwise;
 * the exit code (low 8 bits, like a process's) is exit_group's, else hart 0's.
 
 Self-modifying code and LR reservations use the hart's store hook: the pages
@@ -36,16 +34,10 @@ from tcg.riscv.elf import DEFAULT_RAM_SIZE, PAGE_SIZE, load_elf
 from tcg.riscv.errors import GuestFault
 from tcg.riscv.hart import Hart
 from tcg.riscv.interp import Exit, step
+from tcg.riscv.syscalls import Outcome, syscall
 from tcg.riscv.translate import DEFAULT_MAX_INSNS, MAX_INSNS, TranslatedCode, translate
 
 __all__ = ["RunResult", "Runner", "run_program"]
-
-SYS_WRITE = 64
-SYS_EXIT = 93
-SYS_EXIT_GROUP = 94
-EBADF = 9
-EFAULT = 14
-ENOSYS = 38
 
 Stopped = Literal["exit", "fault", "limit"]
 
@@ -153,6 +145,8 @@ class Runner:
     def _translate(self, pc: int) -> TranslatedCode:
         tb = translate(self.ram, pc, max_insns=self.max_block_insns)
         self.blocks_translated += 1
+        if pc >= len(self.ram):
+            return tb  # nothing to cache: fetching there faults
         self.blocks[pc] = tb
         if tb.n_insns:
             self._fns[pc] = tb.fn
@@ -171,26 +165,15 @@ class Runner:
         return True
 
     def _syscall(self, h: _RunnerHart) -> bool:
-        x = h.x
-        number = x[17]
-        if number == SYS_WRITE:
-            fd, buf, length = x[10], x[11], x[12]
-            if fd not in self._out:
-                x[10] = -EBADF & 0xFFFFFFFF
-            elif buf + length > len(self.ram):
-                x[10] = -EFAULT & 0xFFFFFFFF
-            else:
-                self._out[fd] += self.ram[buf : buf + length]
-                x[10] = length
-            return True
-        if number == SYS_EXIT:
-            self._exit_codes[h.hart_id] = x[10] & 0xFF
-            return False
-        if number == SYS_EXIT_GROUP:
-            self._group_exit = x[10] & 0xFF
-            return False
-        x[10] = -ENOSYS & 0xFFFFFFFF
-        return True
+        outcome, code = syscall(h, self._write)
+        if outcome is Outcome.EXIT:
+            self._exit_codes[h.hart_id] = code
+        elif outcome is Outcome.EXIT_GROUP:
+            self._group_exit = code
+        return outcome is Outcome.CONTINUE
+
+    def _write(self, fd: int, data: bytes) -> None:
+        self._out[fd] += data
 
     def _run_slice(self, h: _RunnerHart, max_blocks: int) -> bool:
         """Run up to ``max_blocks`` blocks (a special instruction counts as one)."""

@@ -50,8 +50,9 @@ page is not watched.
 Faults are precise. A misaligned access raises an internal trap, an access
 past the end of RAM raises ``IndexError`` from the ``memoryview``; both are
 caught by one handler around the block body, which writes back the registers
-written so far (every register the block writes is loaded on entry, so a
-register not yet written holds its old value), sets ``h.pc`` to the
+the block writes (a register the block first writes after a point where it
+can fault is loaded on entry, so until then it holds its old value), sets
+``h.pc`` to the
 faulting instruction, counts the instructions before it in ``h.instret`` and
 raises :class:`~tcg.riscv.GuestFault`: the same state the reference
 interpreter leaves. The line number of the ``IndexError`` names the faulting
@@ -128,15 +129,22 @@ def _trap_fault(h: Hart, trap: _Trap, pc: int, words: tuple[int, ...]) -> GuestF
     return GuestFault(h.hart_id, fault_pc, words[trap.index], trap.reason, trap.address)
 
 
-def _access_fault(
+def _fault(
     h: Hart,
-    exc: IndexError,
+    exc: IndexError | _Trap,
     address: int,
     pc: int,
     words: tuple[int, ...],
     lines: dict[int, tuple[int, bool]],
 ) -> BaseException:
-    """Map an ``IndexError`` raised on a memory line to the guest access fault."""
+    """The guest fault for a trap, or for an ``IndexError`` raised on a memory line.
+
+    ``address`` is the block's last effective address (local ``a``) and
+    ``lines`` maps the source lines that access memory to (instruction
+    index, is a store).
+    """
+    if isinstance(exc, _Trap):
+        return _trap_fault(h, exc, pc, words)
     tb: TracebackType | None = exc.__traceback__
     where = lines.get(tb.tb_lineno) if tb is not None else None
     if where is None:  # not from a guest access (e.g. from an on_store hook)
@@ -149,7 +157,7 @@ def _access_fault(
 _GLOBALS: dict[str, object] = {
     "_Trap": _Trap,
     "_trap_fault": _trap_fault,
-    "_access_fault": _access_fault,
+    "_fault": _fault,
     "_FM": FaultReason.FETCH_MISALIGNED,
     "_LM": FaultReason.LOAD_MISALIGNED,
     "_SM": FaultReason.STORE_MISALIGNED,
@@ -168,7 +176,7 @@ def _scan(mem: bytearray, pc: int, max_insns: int) -> tuple[list[Insn], BlockEnd
         if p + 4 > len(mem):
             return insns, "special"  # the fetch faults: the interpreter reports it
         insn = decode(int.from_bytes(mem[p : p + 4], "little"))
-        if insn.is_special or insn.is_illegal or insn.name == "ebreak":
+        if insn.is_special or insn.is_illegal:
             return insns, "special"
         insns.append(insn)
         if insn.name in BRANCHES:
@@ -179,12 +187,10 @@ def _scan(mem: bytearray, pc: int, max_insns: int) -> tuple[list[Insn], BlockEnd
 
 
 class _Emitter:
-    """Generates the body of one block, tracking registers and memory views used."""
+    """Generates the body of one block, tracking what it writes and touches."""
 
-    def __init__(self, pc: int) -> None:
-        self.pc = pc
-        self.body: list[str] = []  # lines inside the try, without indentation
-        self.reads: set[int] = set()
+    def __init__(self) -> None:
+        self.body: list[str] = []  # the block's lines, without indentation
         self.writes: set[int] = set()
         self.views: set[str] = set()
         self.stores = False
@@ -193,10 +199,7 @@ class _Emitter:
 
     def src(self, reg: int) -> str:
         """A source operand: ``0`` for x0, else the register's local."""
-        if reg == 0:
-            return "0"
-        self.reads.add(reg)
-        return f"r{reg}"
+        return "0" if reg == 0 else f"r{reg}"
 
     def flip(self, reg: int) -> str:
         """The operand with its sign bit flipped: signed order as unsigned order."""
@@ -413,7 +416,8 @@ def translate(mem: bytearray, pc: int, *, max_insns: int = DEFAULT_MAX_INSNS) ->
     See the module docstring for where blocks end and for the contract of
     the returned ``fn``. A ``pc`` that is misaligned, outside RAM or holds a
     special or illegal instruction gives an empty block (``n_insns == 0``):
-    the caller runs :func:`tcg.riscv.interp.step`, which executes or faults.
+    the caller runs :func:`tcg.riscv.interp.step`, which executes or faults
+    (a pc outside RAM has no page: do not index ``watch`` with it).
     """
     _check_args(mem, pc, max_insns)
     if pc % 4:
@@ -442,7 +446,7 @@ def _generate(pc: int, insns: list[Insn], ends_in: BlockEnd) -> str:
     name = f"tb_{pc:08x}"
     if not insns:
         return f"def {name}(h):\n    return {pc:#x}\n"
-    e = _Emitter(pc)
+    e = _Emitter()
     n = len(insns)
     next_pc = f"{pc + 4 * n:#x}"
     last = insns[-1]
@@ -452,26 +456,43 @@ def _generate(pc: int, insns: list[Insn], ends_in: BlockEnd) -> str:
     loop_cond = None
     if ends_in == "branch" and (last_pc + last.imm) & 0xFFFFFFFF == pc:
         loop_cond = _branch_cond(e, last)
+    # Which registers to load on entry: those read before the block writes
+    # them, and those first written after a point where the block can fault
+    # (a fault writes every register the block writes back, so each must
+    # hold its old value until the block assigns it). A register the block
+    # assigns before it can first fault needs no load.
+    live_in: set[int] = set()
+    assigned: set[int] = set()
     for k, insn in enumerate(insns):
+        # Fields an instruction does not use are 0 in its Insn record.
+        live_in.update(r for r in (insn.rs1, insn.rs2) if r and r not in assigned)
         ipc = pc + 4 * k
         if k == n - 1 and ends_in in ("branch", "jump"):
             if loop_cond is None:
                 next_pc = _emit_exit(e, k, insn, ipc)
         else:
             _emit_insn(e, k, insn, ipc)
+        # A fault point inside this instruction comes before its write.
+        if insn.rd and insn.rd not in assigned:
+            assigned.add(insn.rd)
+            if e.traps or e.mem_lines:
+                live_in.add(insn.rd)
 
-    # Every register the block writes is loaded too, so that a fault in the
-    # middle of the block can write back a precise register file.
-    regs = sorted(e.reads | e.writes)
+    regs = sorted(live_in)
     written = sorted(e.writes)
     head = [f"def {name}(h):"]
-    if regs:
+    if regs or written:
         head.append("    x = h.x")
+    if regs:
         head.append("    " + "; ".join(f"r{r} = x[{r}]" for r in regs))
     for view in sorted(e.views):
         head.append(f"    {view} = h.{view}")
     if e.stores:
         head.append("    watch = h.watch")
+    if e.mem_lines and e.traps:
+        # The shared handler reads ``a``; a jump's trap may come before any
+        # access assigned it.
+        head.append("    a = 0")
     writeback = [f"x[{r}] = r{r}" for r in written]
     # Instructions retired by the iterations of a loop block that completed.
     done = [f"h.instret += (it - 1) * {n}"] if loop_cond else []
@@ -491,17 +512,17 @@ def _generate(pc: int, insns: list[Insn], ends_in: BlockEnd) -> str:
         next_pc = f"{pc:#x} if {loop_cond} else {pc + 4 * n:#x}"
     first = len(lines) + 1  # 1-based line number of the first body line
     lines.extend(indent + line for line in body)
+    # One handler for both kinds of fault keeps the source (and compile time) small.
     if e.mem_lines:
         mem_lines = {first + idx: where for idx, where in e.mem_lines.items()}
-        lines.append("    except IndexError as exc:")
+        caught = "(IndexError, _Trap)" if e.traps else "IndexError"
+        lines.append(f"    except {caught} as exc:")
         lines.extend("        " + w for w in writeback + done)
-        lines.append(
-            f"        raise _access_fault(h, exc, a, {pc:#x}, {words}, {mem_lines!r}) from None"
-        )
-    if e.traps:
-        lines.append("    except _Trap as trap:")
+        lines.append(f"        raise _fault(h, exc, a, {pc:#x}, {words}, {mem_lines!r}) from None")
+    elif e.traps:
+        lines.append("    except _Trap as exc:")
         lines.extend("        " + w for w in writeback + done)
-        lines.append(f"        raise _trap_fault(h, trap, {pc:#x}, {words}) from None")
+        lines.append(f"        raise _trap_fault(h, exc, {pc:#x}, {words}) from None")
     lines.extend("    " + w for w in writeback)
     lines.append(f"    h.instret += {f'it * {n}' if loop_cond else n}")
     lines.append(f"    return {next_pc}")

@@ -49,6 +49,7 @@ class Workload:
         return self._expected(harts)
 
 
+#: Every guest program by name.
 WORKLOADS: dict[str, Workload] = {
     w.name: w
     for w in (

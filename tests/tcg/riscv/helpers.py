@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import struct
 
+from hypothesis import settings
+
 from tcg.riscv import Hart
 
 R_OPS = {
@@ -215,3 +217,9 @@ def tiny_program(words: list[int], *, base: int = 0x10000) -> bytes:
     """An executable whose code is ``words`` at ``base`` (entry there)."""
     code = b"".join(w.to_bytes(4, "little") for w in words)
     return make_elf([(base, code, len(code), 5)], base)
+
+
+def at_least(n: int) -> settings:
+    """The loaded Hypothesis profile's settings, with at least ``n`` examples."""
+    profile = settings.default
+    return settings(max_examples=max(n, profile.max_examples if profile else 0))

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from hypothesis import event, given, settings
+from hypothesis import event, given
 from hypothesis import strategies as st
 
 from tcg.riscv import GuestFault, Hart, step, translate
 from tcg.riscv.translate import LOOP_ITERATIONS
 
 from . import helpers as asm
+from .helpers import at_least
 
 RAM_SIZE = 1 << 16
 PAGE = 0x1000
@@ -147,12 +148,6 @@ def cases(draw: st.DrawFn, op: st.SearchStrategy[int]) -> Case:
 
 def state(h: Recorder) -> tuple[object, ...]:
     return (list(h.x), h.pc, h.instret, bytes(h.mem), h.stores, h.reservation)
-
-
-def at_least(n: int) -> settings:
-    """The loaded profile's settings, with at least ``n`` examples."""
-    profile = settings.default
-    return settings(max_examples=max(n, profile.max_examples if profile else 0))
 
 
 # The main oracle of the translator: worth more examples than the profile's default.

@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 import pytest
 
-from tcg.riscv import Exit, FaultReason, GuestFault, Hart, step, translate
+from tcg.riscv import Exit, FaultReason, GuestFault, Hart, peek, step, translate
 
 from . import helpers as asm
 from .helpers import make_hart
@@ -452,3 +452,13 @@ def test_hart_reset_follows_the_abi() -> None:
         Hart(b"")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="watch"):
         Hart(ram, watch=bytearray(3))
+
+
+def test_peek_decodes_without_executing() -> None:
+    h = atomic_hart([asm.amo("amoadd.w", 3, 1, 2)])
+    insn = peek(h)
+    assert (insn.name, insn.is_atomic, insn.is_special) == ("amoadd.w", True, True)
+    assert (h.pc, h.instret, word_at(h)) == (BASE, 0, 10)
+    h.pc = 1 << 16
+    with pytest.raises(GuestFault, match="outside guest RAM"):
+        peek(h)

@@ -96,3 +96,13 @@ def test_same_output_under_qemu_user(name: str) -> None:
     w = WORKLOADS[name]
     out = subprocess.run([qemu, str(w.path)], capture_output=True, timeout=60, check=True)
     assert out.stdout == w.expected_output(1)
+
+
+@pytest.mark.parametrize("max_block_insns", [1, 3, 1024])
+@pytest.mark.parametrize("name", ["sort", "smc", "atomics"])
+def test_output_does_not_depend_on_block_size(name: str, max_block_insns: int) -> None:
+    w = WORKLOADS[name]
+    runner = Runner(w.path, harts=2, max_block_insns=max_block_insns)
+    result = runner.run()
+    assert result.stdout == w.expected_output(2)
+    assert all(tb.n_insns <= max_block_insns for tb in runner.blocks.values())
