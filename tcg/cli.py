@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from tcg.compare import Cell, Settings, check_policy, resolve_workload, run_comparison
-from tcg.report import failures, verdict
+from tcg.report import failures, table_rows, verdict
 
 __all__ = ["DEFAULTS", "main", "parser"]
 
@@ -35,7 +35,7 @@ DEFAULTS: dict[str, Any] = {
     "vcpus": (1, 2, 4),
     "buffer_kb": (16.0, 28.0, 32.0, 128.0),
     "workloads": ("sort",),
-    "seconds": 0.5,
+    "seconds": 1.0,
     "repeat": 3,
 }
 
@@ -209,43 +209,8 @@ def settings_from(args: argparse.Namespace, p: argparse.ArgumentParser) -> Setti
 # Output
 
 
-def _rows(doc: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
-    head = [
-        "policy", "vCPUs", "KiB", "workload", "MIPS", "±", "of base", "transl", "retrans",
-        "flush/retire", "pause ms", "p99 ms", "max ms", "GP p99 ms", "retired KiB", "ok",
-    ]  # fmt: skip
-    rows = []
-    for c in doc["cells"]:
-        spread = c["mips_spread"]
-        gp = c["gp_latency_ms"]
-        ok = {True: "yes", False: "NO", None: "?"}[c["output_ok"]]
-        if c["violations"] or c.get("faults") or c.get("error"):
-            ok = "NO"
-        rows.append(
-            [
-                c["policy"],
-                str(c["vcpus"]),
-                f"{c['buffer_kb']:g}",
-                Path(c["workload"]).name,
-                f"{c['mips']:.2f}",
-                f"{(spread['max'] - spread['min']) / 2:.2f}",
-                f"{100 * c['baseline_fraction']:.0f}%",
-                str(c["translations"]),
-                str(c["retranslations"]),
-                str(c["flushes"] or c["retirements"]),
-                f"{c['pause_ms']['total']:.1f}",
-                f"{c['pause_ms']['p99']:.2f}",
-                f"{c['pause_ms']['max']:.2f}",
-                "-" if gp is None else f"{gp['p99']:.3f}",
-                f"{c['peak_retired_kb']:.1f}",
-                ok,
-            ]
-        )
-    return head, rows
-
-
 def _print_table(doc: dict[str, Any]) -> None:
-    head, rows = _rows(doc)
+    head, rows = table_rows(doc)
     try:
         from rich.console import Console
         from rich.table import Table

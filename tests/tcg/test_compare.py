@@ -122,6 +122,12 @@ def test_report_writes_html_and_pngs(tmp_path: Path) -> None:
     assert json.loads((report / "results.json").read_text())["version"] == 1
     page = (report / "index.html").read_text()
     pngs = sorted(report.glob("*.png"))
+    assert {p.name for p in pngs} == {
+        "throughput.png",
+        "pause_timeline.png",
+        "memory.png",
+        "pauses.png",
+    }
     for png in pngs:
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         assert png.name in page
