@@ -1,0 +1,301 @@
+"""``rcu-compare``: RCU retirement against a stop-the-world flush, measured side by side.
+
+The command is the project's front door: with no arguments it runs a
+comparison sized to finish in about a minute on a two-core machine and ends
+with a table and a verdict in plain words. Options narrow or widen the grid,
+write the results as JSON, or write a report directory with plots and an
+HTML page.
+
+Exit status: 0 when every run was correct; 1 when any run used reclaimed code
+(a ``UseAfterReclaimError``), produced the wrong guest output, faulted, or
+could not run; 2 for bad options (with a usage message).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+from tcg.compare import Cell, Settings, check_policy, resolve_workload, run_comparison
+from tcg.report import failures, table_rows, verdict
+
+__all__ = ["DEFAULTS", "main", "parser"]
+
+T = TypeVar("T")
+
+#: The default comparison: sort's code (about 65 KiB of host code) against
+#: buffers from a quarter of it to twice it, where 28 KiB and 32 KiB sit on
+#: either side of the point where its hot loops stop fitting in 7 regions.
+DEFAULTS: dict[str, Any] = {
+    "policies": ("rcu", "rcu-qsbr", "flush"),
+    "vcpus": (1, 2, 4),
+    "buffer_kb": (16.0, 28.0, 32.0, 128.0),
+    "workloads": ("sort",),
+    "seconds": 1.0,
+    "repeat": 3,
+}
+
+
+def _list_of(convert: Callable[[str], T], what: str) -> Callable[[str], tuple[T, ...]]:
+    def parse(text: str) -> tuple[T, ...]:
+        items = [item.strip() for item in text.split(",") if item.strip()]
+        if not items:
+            raise argparse.ArgumentTypeError(f"expected a comma-separated list of {what}")
+        return tuple(convert(item) for item in items)
+
+    return parse
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, not {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be > 0, not {text}")
+    return value
+
+
+def _policy(text: str) -> str:
+    try:
+        check_policy(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
+def _int(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+
+
+def parser() -> argparse.ArgumentParser:
+    """The command line of ``rcu-compare``."""
+    d = DEFAULTS
+    p = argparse.ArgumentParser(
+        prog="rcu-compare",
+        description=__doc__.splitlines()[0].split(": ", 1)[1],
+        epilog="With no options: " + _describe_defaults(),
+    )
+    p.add_argument(
+        "--policies",
+        type=_list_of(_policy, "policies"),
+        default=d["policies"],
+        help="comma list: rcu, rcu-qsbr, flush, or module:Class (default %(default)s)",
+    )
+    p.add_argument(
+        "--vcpus", type=_list_of(_positive_int, "vCPU counts"), default=d["vcpus"],
+        help="comma list of vCPU counts (default 1,2,4)",
+    )  # fmt: skip
+    p.add_argument(
+        "--buffer-kb",
+        type=_list_of(_positive_float, "sizes in KiB"),
+        default=d["buffer_kb"],
+        help="comma list of translation buffer sizes in KiB (default 16,28,32,128)",
+    )
+    p.add_argument("--regions", type=_positive_int, default=8, help="buffer regions (default 8)")
+    p.add_argument(
+        "--workload",
+        action="append",
+        type=_list_of(str, "workloads"),
+        help="a built-in workload name or an ELF path; repeatable or a comma list (default sort)",
+    )
+    p.add_argument(
+        "--expect",
+        metavar="FILE",
+        help="expected stdout of a workload given as an ELF path (else it is not checked)",
+    )
+    bound = p.add_mutually_exclusive_group()
+    bound.add_argument(
+        "--seconds",
+        type=_positive_float,
+        help=f"time budget per run: stop at the next safe point after S seconds "
+        f"(default {d['seconds']})",
+    )
+    bound.add_argument(
+        "--instructions", type=_positive_int, help="stop each run after N guest instructions"
+    )
+    p.add_argument(
+        "--repeat", type=_positive_int, default=d["repeat"],
+        help="runs per cell; the median is reported (default %(default)s)",
+    )  # fmt: skip
+    p.add_argument(
+        "--seed", type=_int, default=0, help="seed of the shuffled run order (default 0)"
+    )
+    p.add_argument("--json", metavar="FILE", help="write the results as JSON to FILE")
+    p.add_argument(
+        "--report", metavar="DIR", help="write results.json, PNG plots and index.html to DIR"
+    )
+    p.add_argument(
+        "--jobs", type=_positive_int, default=1,
+        help="cells in parallel processes (default 1: the least noisy)",
+    )  # fmt: skip
+    p.add_argument("--quiet", action="store_true", help="no progress bar and no table")
+    return p
+
+
+def _describe_defaults() -> str:
+    d = DEFAULTS
+    return (
+        f"policies {','.join(d['policies'])}; vCPUs {','.join(map(str, d['vcpus']))}; "
+        f"buffers {','.join(f'{kb:g}' for kb in d['buffer_kb'])} KiB; "
+        f"workload {','.join(d['workloads'])}; {d['seconds']} s per run; "
+        f"repeat {d['repeat']}."
+    )
+
+
+def settings_from(args: argparse.Namespace, p: argparse.ArgumentParser) -> Settings:
+    """The comparison the parsed options ask for (``p.error`` on bad combinations)."""
+    workloads: list[str] = []
+    for group in args.workload or [DEFAULTS["workloads"]]:
+        workloads.extend(group)
+    workloads = list(dict.fromkeys(workloads))
+    expect: dict[str, str] = {}
+    if args.expect is not None:
+        if not Path(args.expect).is_file():
+            p.error(f"--expect: no such file: {args.expect}")
+        paths = [w for w in workloads if Path(w).is_file()]
+        if len(paths) != 1:
+            p.error("--expect needs exactly one workload given as an ELF path")
+        expect[paths[0]] = args.expect
+    for w in workloads:
+        try:
+            resolve_workload(w, expect.get(w))
+        except ValueError as exc:
+            p.error(f"--workload: {exc}")
+    if args.report is not None:
+        try:
+            import matplotlib  # noqa: F401
+        except ImportError:
+            p.error("--report needs matplotlib: pip install 'rcu-quiescent[compare]'")
+    seconds = args.seconds
+    if seconds is None and args.instructions is None:
+        seconds = DEFAULTS["seconds"]
+    try:
+        return Settings(
+            policies=tuple(dict.fromkeys(args.policies)),
+            vcpus=tuple(dict.fromkeys(args.vcpus)),
+            buffer_kb=tuple(dict.fromkeys(args.buffer_kb)),
+            workloads=tuple(workloads),
+            regions=args.regions,
+            seconds=seconds,
+            instructions=args.instructions,
+            repeat=args.repeat,
+            seed=args.seed,
+            jobs=args.jobs,
+            expect=expect,
+        )
+    except ValueError as exc:
+        p.error(str(exc))
+
+
+# ----------------------------------------------------------------------
+# Output
+
+
+def _print_table(doc: dict[str, Any]) -> None:
+    head, rows = table_rows(doc)
+    try:
+        from rich.console import Console
+        from rich.table import Table
+    except ImportError:
+        widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
+        for r in [head, *rows]:
+            print("  ".join(x.rjust(w) for x, w in zip(r, widths, strict=True)))
+        return
+    table = Table(title="rcu-compare: median of each cell", title_justify="left")
+    for i, name in enumerate(head):
+        table.add_column(name, justify="left" if i in (0, 3) else "right", no_wrap=True)
+    for r in rows:
+        table.add_row(*r, style="bold red" if r[-1] == "NO" else None)
+    Console(width=max(160, Console().width)).print(table)
+
+
+class _Progress:
+    """A progress bar (rich) or plain lines, ticked once per finished cell."""
+
+    def __init__(self, total: int, quiet: bool) -> None:
+        self.total, self.done, self.quiet = total, 0, quiet
+        self._bar: Any = None
+        self._task: Any = None
+        if quiet:
+            return
+        try:
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+            )
+        except ImportError:
+            return
+        self._bar = Progress(
+            TextColumn("[progress.description]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            transient=False,
+        )
+        self._task = self._bar.add_task("comparing", total=total)
+
+    def __enter__(self) -> _Progress:
+        if self._bar is not None:
+            self._bar.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+
+    def __call__(self, cell: Cell, record: dict[str, Any]) -> None:
+        self.done += 1
+        what = f"{cell.policy} x{cell.vcpus} {cell.buffer_kb:g} KiB {Path(cell.workload).name}"
+        if self._bar is not None:
+            self._bar.update(self._task, advance=1, description=f"{what:<36}")
+        elif not self.quiet:
+            print(f"[{self.done}/{self.total}] {what}: {record['mips']:.2f} MIPS", flush=True)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``rcu-compare`` with ``argv`` (default: the process's); the exit status."""
+    p = parser()
+    args = p.parse_args(argv)
+    settings = settings_from(args, p)
+    total = len(settings.cells()) + len(settings.baselines())
+    with _Progress(total, args.quiet) as progress:
+        doc = run_comparison(settings, progress)
+    if not args.quiet:
+        _print_table(doc)
+    if args.json is not None:
+        Path(args.json).write_text(json.dumps(doc, indent=1) + "\n")
+    if args.report is not None:
+        from tcg.report import write_report
+
+        write_report(doc, Path(args.report))
+    bad = failures(doc["cells"]) + failures(doc["baselines"])
+    for line in bad:
+        print(f"rcu-compare: FAILED: {line}", file=sys.stderr)
+    print()
+    print(verdict(doc))
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

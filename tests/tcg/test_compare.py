@@ -1,0 +1,205 @@
+"""rcu-compare end to end: tiny comparisons through the command's entry point."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tcg.buffer import RETIRED
+from tcg.cli import main
+from tcg.policies import RcuRetire
+
+TINY = ["--workload", "crc32", "--vcpus", "1,2", "--buffer-kb", "16,64", "--repeat", "1"]
+TINY += ["--instructions", "200000", "--quiet"]
+
+
+class ReclaimAtOnce(RcuRetire):
+    """A broken policy: it reclaims a retired region without a grace period."""
+
+    def __init__(self, world: object) -> None:
+        super().__init__(flavor="epoch")
+
+    def _retire(self, *, force: bool) -> None:
+        retired = self.buffer.retire_oldest()
+        if retired is not None:
+            self.buffer.reclaim(*retired)
+
+    def wait_for_space(self, token: object) -> None:
+        self._retire(force=True)
+
+
+class SkipsUnpublish(RcuRetire):
+    """A broken policy: it reclaims the oldest region with its TBs still published.
+
+    Deterministic on one vCPU: the next time the hart finds one of those TBs
+    (in its jump cache or the index), the oracle sees a stale generation.
+    """
+
+    def __init__(self, world: object) -> None:
+        super().__init__(flavor="epoch")
+
+    def on_full(self) -> object:
+        return None
+
+    def on_region_start(self, free_regions: int) -> None:
+        pass
+
+    def wait_for_space(self, token: object) -> None:
+        buffer = self.buffer
+        with buffer._lock:
+            region = buffer._full_order.popleft()
+            buffer._state[region] = RETIRED  # but its TBs stay in the index
+        buffer.reclaim(region, buffer.generations[region])
+
+
+class NotAPolicy:
+    """Makes something that is not a RetirePolicy."""
+
+    def __init__(self, world: object) -> None:
+        pass
+
+
+def run(tmp_path: Path, *extra: str) -> tuple[int, dict[str, Any]]:
+    out = tmp_path / "out.json"
+    status = main([*TINY, "--json", str(out), *extra])
+    return status, json.loads(out.read_text())
+
+
+def test_json_has_the_pinned_shape(tmp_path: Path) -> None:
+    status, doc = run(tmp_path, "--policies", "rcu,flush")
+    assert status == 0
+    assert doc["version"] == 1
+    assert {"python", "platform", "cpu_count", "date"} <= doc["machine"].keys()
+    cells = doc["cells"]
+    assert len(cells) == 2 * 2 * 2
+    assert {(c["policy"], c["vcpus"], c["buffer_kb"]) for c in cells} == {
+        (p, v, kb) for p in ("rcu", "flush") for v in (1, 2) for kb in (16, 64)
+    }
+    types: dict[str, type | tuple[type, ...]] = {
+        "policy": str,
+        "vcpus": int,
+        "buffer_kb": (int, float),
+        "workload": str,
+        "mips": float,
+        "translations": int,
+        "retirements": int,
+        "flushes": int,
+        "peak_retired_kb": (int, float),
+        "baseline_fraction": float,
+        "violations": int,
+        "output_ok": bool,
+    }
+    for c in cells:
+        for key, kind in types.items():
+            assert isinstance(c[key], kind), (key, c[key])
+        assert set(c["pause_ms"]) >= {"total", "p50", "p99", "max"}
+        assert all(isinstance(c["pause_ms"][k], float) for k in ("total", "p50", "p99", "max"))
+        if c["policy"] == "flush":
+            assert c["gp_latency_ms"] is None
+            assert c["retirements"] == 0
+        else:
+            assert set(c["gp_latency_ms"]) >= {"p50", "p99"}
+            assert c["flushes"] == 0
+        assert c["workload"] == "crc32"
+        assert c["output_ok"] is True
+        assert c["violations"] == 0
+        assert c["mips"] > 0
+        assert c["baseline_fraction"] > 0
+    # 16 KiB is far below crc32's code (about 37 KiB): both policies had to act.
+    small = {c["policy"]: c for c in cells if c["buffer_kb"] == 16 and c["vcpus"] == 1}
+    assert small["flush"]["flushes"] > 0
+    assert small["rcu"]["retirements"] > 0
+
+
+def test_report_writes_html_and_pngs(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    report = tmp_path / "report"
+    status = main([*TINY, "--policies", "rcu,flush", "--report", str(report)])
+    assert status == 0
+    assert json.loads((report / "results.json").read_text())["version"] == 1
+    page = (report / "index.html").read_text()
+    pngs = sorted(report.glob("*.png"))
+    assert {p.name for p in pngs} == {
+        "throughput.png",
+        "pause_timeline.png",
+        "memory.png",
+        "pauses.png",
+    }
+    for png in pngs:
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert png.name in page
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--policies", "nope"], "unknown policy 'nope'"),
+        (["--policies", "no.such.module:Policy"], "cannot import policy"),
+        (["--policies", f"{__name__}:NotAPolicy"], "did not make a RetirePolicy"),
+        (["--workload", "nope"], "unknown workload 'nope'"),
+        (["--vcpus", "0"], "must be >= 1"),
+        (["--buffer-kb", "-4"], "must be > 0"),
+        (["--seconds", "1", "--instructions", "10"], "not allowed with argument"),
+        (["--repeat", "x"], "not an integer"),
+    ],
+)
+def test_bad_options_exit_2_with_a_message(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "usage: rcu-compare" in err
+    assert message in err
+
+
+def test_a_policy_that_reclaims_published_code_fails_the_comparison(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "out.json"
+    status = main(
+        [
+            "--policies", f"{__name__}:SkipsUnpublish", "--workload", "sort", "--vcpus", "1",
+            "--buffer-kb", "16", "--instructions", "100000", "--repeat", "1", "--quiet",
+            "--json", str(out),
+        ]
+    )  # fmt: skip
+    assert status == 1
+    (cell,) = json.loads(out.read_text())["cells"]
+    assert cell["violations"] == 1  # the machine stops at the first
+    assert "executed after its region was reclaimed" in cell["violation_messages"][0]
+    assert cell["output_ok"] is False
+    assert "FAILED" in capsys.readouterr().err
+
+
+def test_a_policy_without_grace_periods_is_judged_by_what_it_did(tmp_path: Path) -> None:
+    # Reclaiming at once is unsafe, but under the GIL the other harts rarely
+    # hold a TB of the oldest region at that moment: a violation is likely,
+    # not certain. Whatever happened, the exit status must follow it.
+    out = tmp_path / "out.json"
+    status = main(
+        [
+            "--policies", f"{__name__}:ReclaimAtOnce", "--workload", "atomics", "--vcpus", "4",
+            "--buffer-kb", "16", "--repeat", "1", "--quiet", "--json", str(out),
+        ]
+    )  # fmt: skip
+    (cell,) = json.loads(out.read_text())["cells"]
+    failed = cell["violations"] > 0 or cell["output_ok"] is not True or cell["faults"] > 0
+    assert status == (1 if failed else 0)
+    if cell["violations"]:
+        assert "executed after its region was reclaimed" in cell["violation_messages"][0]
+
+
+def test_jobs_2_gives_the_same_cells_as_jobs_1(tmp_path: Path) -> None:
+    _, one = run(tmp_path, "--policies", "rcu,flush")
+    _, two = run(tmp_path, "--policies", "rcu,flush", "--jobs", "2")
+
+    def fixed(doc: dict[str, Any]) -> list[tuple[Any, ...]]:
+        keys = ("policy", "vcpus", "buffer_kb", "workload", "output_ok", "violations", "faults")
+        return [(*(c[k] for k in keys), c["instructions"] >= 200000) for c in doc["cells"]]
+
+    assert fixed(one) == fixed(two)
