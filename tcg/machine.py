@@ -54,16 +54,12 @@ from tcg.riscv.elf import DEFAULT_RAM_SIZE, PAGE_SIZE, load_elf
 from tcg.riscv.errors import GuestFault
 from tcg.riscv.hart import Hart
 from tcg.riscv.interp import Exit, fetch, step
+from tcg.riscv.syscalls import SYS_NANOSLEEP, Outcome, syscall
 from tcg.riscv.translate import DEFAULT_MAX_INSNS, translate
 
 __all__ = ["POLICIES", "Machine", "MachineError", "MachineResult", "make_policy"]
 
-SYS_WRITE, SYS_NANOSLEEP, SYS_EXIT, SYS_EXIT_GROUP = 64, 101, 93, 94
-EBADF, EFAULT, EINVAL, ENOSYS = 9, 14, 22, 38
 ECALL = 0x00000073
-#: The longest host call a guest may make (seconds).
-MAX_SLEEP = 10.0
-_MASK = 0xFFFFFFFF
 
 #: watch-array bit of pages holding an LR-reserved word (bit 0: translated code).
 RESERVED = 2
@@ -468,50 +464,26 @@ class Machine:
                 self.buffer.mark_page(page, RESERVED, page in pages)
             self._reserved_pages = pages
 
-    def _nanosleep(self, request: int) -> int:
-        """``nanosleep(req, rem)``: ``req`` points to ``{int32 tv_sec; int32 tv_nsec}``."""
-        if request + 8 > len(self.ram):
-            return -EFAULT & _MASK
-        sec = int.from_bytes(self.ram[request : request + 4], "little", signed=True)
-        nsec = int.from_bytes(self.ram[request + 4 : request + 8], "little", signed=True)
-        if sec < 0 or not 0 <= nsec < 1_000_000_000:
-            return -EINVAL & _MASK
-        time.sleep(min(sec + nsec / 1e9, MAX_SLEEP))
-        return 0
-
     def _syscall(self, h: _MachineHart) -> bool:
-        x = h.x
-        number = x[17]
-        if number == SYS_WRITE:
-            fd, buf, length = x[10], x[11], x[12]
-            if fd not in self._out:
-                x[10] = -EBADF & _MASK
-            elif buf + length > len(self.ram):
-                x[10] = -EFAULT & _MASK
-            else:
-                data = bytes(self.ram[buf : buf + length])
-                with self._output_lock:
-                    self._out[fd] += data
-                    if fd == 1 and self._echo is not None:
-                        self._echo.write(data)
-                        self._echo.flush()
-                x[10] = length
+        """Perform the ``ecall`` that ``h`` just stepped over; False once the hart exited."""
+        outcome, code = syscall(h, self._write)
+        if outcome is Outcome.CONTINUE:
             return True
-        if number == SYS_NANOSLEEP:
-            x[10] = self._nanosleep(x[10])
-            return True
-        if number == SYS_EXIT:
-            with self._state_lock:
-                self._exit_codes[h.hart_id] = x[10] & 0xFF
-            return False
-        if number == SYS_EXIT_GROUP:
-            with self._state_lock:
-                if self._group_exit is None:
-                    self._group_exit = x[10] & 0xFF
+        with self._state_lock:
+            if outcome is Outcome.EXIT:
+                self._exit_codes[h.hart_id] = code
+            elif self._group_exit is None:
+                self._group_exit = code
+        if outcome is Outcome.EXIT_GROUP:
             self._halt("exit")
-            return False
-        x[10] = -ENOSYS & _MASK
-        return True
+        return False
+
+    def _write(self, fd: int, data: bytes) -> None:
+        with self._output_lock:
+            self._out[fd] += data
+            if fd == 1 and self._echo is not None:
+                self._echo.write(data)
+                self._echo.flush()
 
 
 def _nothing() -> None:

@@ -8,6 +8,9 @@ multi-threaded machine) share one implementation of the ABI:
 * ``a7 = 64``: ``write(fd, buf, len)`` for fd 1 (stdout) and 2 (stderr);
   returns ``len``, ``-EBADF`` for another fd, ``-EFAULT`` if the buffer is
   not inside guest RAM;
+* ``a7 = 101``: ``nanosleep(req, rem)`` blocks the hart for the time in
+  ``req`` (``{int32 tv_sec; int32 tv_nsec}``, at most :data:`MAX_SLEEP`
+  seconds): a long host call, returns 0, ``-EINVAL`` or ``-EFAULT``;
 * ``a7 = 93``: ``exit(code)`` ends the calling hart;
 * ``a7 = 94``: ``exit_group(code)`` ends every hart;
 * anything else returns ``-ENOSYS`` (-38).
@@ -19,6 +22,7 @@ Exit codes keep their low 8 bits, like a process's exit status.
 from __future__ import annotations
 
 import enum
+import time
 from collections.abc import Callable
 
 from tcg.riscv.hart import Hart
@@ -26,9 +30,12 @@ from tcg.riscv.hart import Hart
 __all__ = [
     "EBADF",
     "EFAULT",
+    "EINVAL",
     "ENOSYS",
+    "MAX_SLEEP",
     "SYS_EXIT",
     "SYS_EXIT_GROUP",
+    "SYS_NANOSLEEP",
     "SYS_WRITE",
     "Outcome",
     "syscall",
@@ -37,9 +44,13 @@ __all__ = [
 SYS_WRITE = 64
 SYS_EXIT = 93
 SYS_EXIT_GROUP = 94
+SYS_NANOSLEEP = 101
 EBADF = 9
 EFAULT = 14
+EINVAL = 22
 ENOSYS = 38
+#: The longest host call a guest may make, in seconds.
+MAX_SLEEP = 10.0
 
 _A0, _A1, _A2, _A7 = 10, 11, 12, 17
 
@@ -74,9 +85,23 @@ def syscall(h: Hart, write: Callable[[int, bytes], object]) -> tuple[Outcome, in
             write(fd, bytes(h.mem[buf : buf + length]))
             x[_A0] = length
         return Outcome.CONTINUE, 0
+    if number == SYS_NANOSLEEP:
+        x[_A0] = _nanosleep(h.mem, x[_A0])
+        return Outcome.CONTINUE, 0
     if number == SYS_EXIT:
         return Outcome.EXIT, x[_A0] & 0xFF
     if number == SYS_EXIT_GROUP:
         return Outcome.EXIT_GROUP, x[_A0] & 0xFF
     x[_A0] = -ENOSYS & 0xFFFFFFFF
     return Outcome.CONTINUE, 0
+
+
+def _nanosleep(mem: bytearray, request: int) -> int:
+    if request + 8 > len(mem):
+        return -EFAULT & 0xFFFFFFFF
+    sec = int.from_bytes(mem[request : request + 4], "little", signed=True)
+    nsec = int.from_bytes(mem[request + 4 : request + 8], "little", signed=True)
+    if sec < 0 or not 0 <= nsec < 1_000_000_000:
+        return -EINVAL & 0xFFFFFFFF
+    time.sleep(min(sec + nsec / 1e9, MAX_SLEEP))
+    return 0

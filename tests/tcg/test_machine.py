@@ -207,3 +207,24 @@ def test_a_host_call_inside_guest_code_stalls_exclusive_sections(policy: str) ->
     assert inside.world.time_to_quiesce.max >= sleep / 2
     # Outside: the sleeping hart was not in guest code; nothing waited for it.
     assert outside.world.time_to_quiesce.max < sleep / 2
+
+
+@pytest.mark.parametrize(
+    ("request_addr", "expected"), [(0x1000000, (-14) & 0xFF), (0x20010, (-22) & 0xFF)]
+)
+def test_nanosleep_rejects_bad_requests(request_addr: int, expected: int) -> None:
+    # 0x1000000 is the end of the 16 MiB RAM (EFAULT); at 0x20010 lies a
+    # timespec with tv_nsec = 2e9 (EINVAL).
+    a0, a7 = 10, 17
+    code = [
+        lui(a0, request_addr >> 12),
+        i_type("addi", a0, a0, request_addr & 0xFFF),
+        li(a7, 101),
+        ECALL,
+        li(a7, 93),
+        ECALL,  # exit(a0)
+    ]
+    text = b"".join(w.to_bytes(4, "little") for w in code)
+    data = bytes(16) + (0).to_bytes(4, "little") + (2_000_000_000).to_bytes(4, "little")
+    program = make_elf([(0x10000, text, len(text), 5), (0x20000, data, len(data), 6)], 0x10000)
+    assert Machine(program).run().exit_code == expected
