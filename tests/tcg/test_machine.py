@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -207,3 +208,27 @@ def test_a_host_call_inside_guest_code_stalls_exclusive_sections(policy: str) ->
     assert inside.world.time_to_quiesce.max >= sleep / 2
     # Outside: the sleeping hart was not in guest code; nothing waited for it.
     assert outside.world.time_to_quiesce.max < sleep / 2
+
+
+@pytest.mark.timeout(60)
+def test_stop_ends_a_run_at_the_next_safe_point() -> None:
+    machine = Machine(WORKLOADS["stall"].path, vcpus=2, policy="flush", buffer_kb=32)
+    timer = threading.Timer(0.05, machine.stop)
+    timer.start()
+    try:
+        result = machine.run()
+    finally:
+        timer.cancel()
+        timer.join(5)
+    assert result.stopped == "limit"
+    assert result.exit_code is None
+    assert result.violations == ()
+    assert WORKLOADS["stall"].expected_output(2).startswith(result.stdout)
+
+
+def test_stop_before_run_runs_nothing() -> None:
+    machine = Machine(WORKLOADS["parallel"].path, vcpus=2)
+    machine.stop()
+    machine.stop()  # again: harmless
+    result = machine.run()
+    assert (result.stopped, result.instructions) == ("limit", 0)
