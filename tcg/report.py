@@ -121,8 +121,8 @@ def stall_sentence(doc: Json) -> str:
     if not clauses:
         return "The stall scenario needs cells with host calls both inside and outside."
     return (
-        "With one vCPU asleep in long host calls (the longest wait is the most of time to "
-        "quiesce, grace-period latency and translator wait): " + "; ".join(clauses) + "."
+        "With one vCPU asleep in long host calls (a wait being the longest time to quiesce, "
+        "grace period or translator wait of any cell): " + "; ".join(clauses) + "."
     )
 
 
