@@ -4,7 +4,9 @@ The command is the project's front door: with no arguments it runs a
 comparison sized to finish in about a minute on a two-core machine and ends
 with a table and a verdict in plain words. Options narrow or widen the grid,
 write the results as JSON, or write a report directory with plots and an
-HTML page.
+HTML page. ``--scenario stall`` runs the stalled-vCPU comparison instead:
+one vCPU blocked in long host calls, with the calls inside guest code and
+outside it, under each policy.
 
 Exit status: 0 when every run was correct; 1 when any run used reclaimed code
 (a ``UseAfterReclaimError``), produced the wrong guest output, faulted, or
@@ -20,10 +22,17 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-from tcg.compare import Cell, Settings, check_policy, resolve_workload, run_comparison
+from tcg.compare import (
+    SCENARIOS,
+    Cell,
+    Settings,
+    check_policy,
+    resolve_workload,
+    run_comparison,
+)
 from tcg.report import failures, table_rows, verdict
 
-__all__ = ["DEFAULTS", "main", "parser"]
+__all__ = ["DEFAULTS", "STALL_DEFAULTS", "main", "parser"]
 
 T = TypeVar("T")
 
@@ -37,6 +46,17 @@ DEFAULTS: dict[str, Any] = {
     "workloads": ("sort",),
     "seconds": 1.0,
     "repeat": 3,
+}
+
+#: The stall scenario's defaults, where they differ: the ``stall`` guest (one
+#: hart sleeps 4 x 100 ms in host calls while the others run code under
+#: pressure) on 2 and 4 vCPUs in a 32 KiB buffer, each run to its end (the
+#: budget only guards against a run that hangs).
+STALL_DEFAULTS: dict[str, Any] = {
+    "vcpus": (2, 4),
+    "buffer_kb": (32.0,),
+    "workloads": ("stall",),
+    "seconds": 5.0,
 }
 
 
@@ -100,21 +120,29 @@ def parser() -> argparse.ArgumentParser:
         help="comma list: rcu, rcu-qsbr, flush, or module:Class (default %(default)s)",
     )
     p.add_argument(
-        "--vcpus", type=_list_of(_positive_int, "vCPU counts"), default=d["vcpus"],
-        help="comma list of vCPU counts (default 1,2,4)",
+        "--scenario",
+        choices=SCENARIOS,
+        default="pressure",
+        help="pressure: the buffer and vCPU sweep; stall: one vCPU blocked in long host "
+        "calls, each cell run with the calls inside guest code and outside it "
+        "(default %(default)s)",
+    )
+    p.add_argument(
+        "--vcpus", type=_list_of(_positive_int, "vCPU counts"),
+        help="comma list of vCPU counts (default 1,2,4; stall: 2,4)",
     )  # fmt: skip
     p.add_argument(
         "--buffer-kb",
         type=_list_of(_positive_float, "sizes in KiB"),
-        default=d["buffer_kb"],
-        help="comma list of translation buffer sizes in KiB (default 16,28,32,128)",
+        help="comma list of translation buffer sizes in KiB (default 16,28,32,128; stall: 32)",
     )
     p.add_argument("--regions", type=_positive_int, default=8, help="buffer regions (default 8)")
     p.add_argument(
         "--workload",
         action="append",
         type=_list_of(str, "workloads"),
-        help="a built-in workload name or an ELF path; repeatable or a comma list (default sort)",
+        help="a built-in workload name or an ELF path; repeatable or a comma list "
+        "(default sort; stall: stall)",
     )
     p.add_argument(
         "--expect",
@@ -126,7 +154,7 @@ def parser() -> argparse.ArgumentParser:
         "--seconds",
         type=_positive_float,
         help=f"time budget per run: stop at the next safe point after S seconds "
-        f"(default {d['seconds']})",
+        f"(default {d['seconds']}; stall: {STALL_DEFAULTS['seconds']})",
     )
     bound.add_argument(
         "--instructions", type=_positive_int, help="stop each run after N guest instructions"
@@ -162,8 +190,9 @@ def _describe_defaults() -> str:
 
 def settings_from(args: argparse.Namespace, p: argparse.ArgumentParser) -> Settings:
     """The comparison the parsed options ask for (``p.error`` on bad combinations)."""
+    d = DEFAULTS | (STALL_DEFAULTS if args.scenario == "stall" else {})
     workloads: list[str] = []
-    for group in args.workload or [DEFAULTS["workloads"]]:
+    for group in args.workload or [d["workloads"]]:
         workloads.extend(group)
     workloads = list(dict.fromkeys(workloads))
     expect: dict[str, str] = {}
@@ -186,12 +215,12 @@ def settings_from(args: argparse.Namespace, p: argparse.ArgumentParser) -> Setti
             p.error("--report needs matplotlib: pip install 'rcu-quiescent[compare]'")
     seconds = args.seconds
     if seconds is None and args.instructions is None:
-        seconds = DEFAULTS["seconds"]
+        seconds = d["seconds"]
     try:
         return Settings(
             policies=tuple(dict.fromkeys(args.policies)),
-            vcpus=tuple(dict.fromkeys(args.vcpus)),
-            buffer_kb=tuple(dict.fromkeys(args.buffer_kb)),
+            vcpus=tuple(dict.fromkeys(args.vcpus or d["vcpus"])),
+            buffer_kb=tuple(dict.fromkeys(args.buffer_kb or d["buffer_kb"])),
             workloads=tuple(workloads),
             regions=args.regions,
             seconds=seconds,
@@ -200,6 +229,7 @@ def settings_from(args: argparse.Namespace, p: argparse.ArgumentParser) -> Setti
             seed=args.seed,
             jobs=args.jobs,
             expect=expect,
+            scenario=args.scenario,
         )
     except ValueError as exc:
         p.error(str(exc))
@@ -267,6 +297,8 @@ class _Progress:
     def __call__(self, cell: Cell, record: dict[str, Any]) -> None:
         self.done += 1
         what = f"{cell.policy} x{cell.vcpus} {cell.buffer_kb:g} KiB {Path(cell.workload).name}"
+        if cell.host_calls != "outside":
+            what += f" ({cell.host_calls})"
         if self._bar is not None:
             self._bar.update(self._task, advance=1, description=f"{what:<36}")
         elif not self.quiet:

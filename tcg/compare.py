@@ -35,6 +35,18 @@ that many have retired) or by ``seconds``: a timer stops the machine at the
 next safe point once the budget has passed; a program that ends sooner simply
 ends.
 
+Scenarios
+---------
+The ``pressure`` scenario is the grid above. The ``stall`` scenario asks a
+different question: what does each policy do when one vCPU is blocked in a
+long host call? Its cells run the ``stall`` guest (one hart sleeps in
+``nanosleep`` while the others run code under buffer pressure) twice, with
+the machine's ``host_calls`` set to ``"inside"`` (the naive way: the sleeper
+stays in ``running()`` and its read-side critical section, so a flush's
+exclusive section and an RCU grace period wait for the rest of its sleep) and
+to ``"outside"`` (the right way: the hart leaves guest code before it blocks,
+so nobody waits for it). Each record says which in its ``host_calls`` field.
+
 Everything a worker process returns is plain data (dicts, lists, numbers,
 strings), so cells can run in parallel processes and the result is the JSON
 document itself.
@@ -57,7 +69,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import quiescent
 from tcg.block import TranslationBlock
@@ -70,6 +82,7 @@ from tcg.workloads import WORKLOADS
 __all__ = [
     "BASELINE_KB",
     "JSON_VERSION",
+    "SCENARIOS",
     "Cell",
     "Settings",
     "check_policy",
@@ -87,6 +100,12 @@ BASELINE_KB = 16 * 1024
 MAX_STOPS_PER_VCPU = 1000
 #: Buffer timeline samples stored per cell (evenly thinned).
 MAX_TIMELINE = 400
+#: What a comparison is about: ``pressure``, the buffer-size and vCPU sweep;
+#: ``stall``, a vCPU blocked in long host calls, each cell run with the calls
+#: inside guest code and outside it.
+SCENARIOS = ("pressure", "stall")
+
+HostCalls = Literal["outside", "inside"]
 
 Json = dict[str, Any]
 
@@ -97,12 +116,18 @@ Json = dict[str, Any]
 
 @dataclass(frozen=True, slots=True)
 class Cell:
-    """One point of the grid: a policy, a vCPU count, a buffer size, a workload."""
+    """One point of the grid: a policy, a vCPU count, a buffer size, a workload.
+
+    ``host_calls`` is where the machine runs blocking host calls
+    (:class:`tcg.machine.Machine`): ``"outside"`` guest code, the right way,
+    or ``"inside"``, the naive way the ``stall`` scenario compares it with.
+    """
 
     policy: str
     vcpus: int
     buffer_kb: float
     workload: str
+    host_calls: HostCalls = "outside"
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +151,7 @@ class Settings:
     jobs: int = 1
     expect: dict[str, str] = field(default_factory=dict)
     baseline_kb: float = BASELINE_KB
+    scenario: str = "pressure"
 
     def __post_init__(self) -> None:
         for name in ("policies", "vcpus", "buffer_kb", "workloads"):
@@ -143,15 +169,27 @@ class Settings:
             raise ValueError(f"seconds must be > 0, not {self.seconds}")
         if self.instructions is not None and self.instructions < 1:
             raise ValueError(f"instructions must be >= 1, not {self.instructions}")
+        if self.scenario not in SCENARIOS:
+            raise ValueError(
+                f"unknown scenario {self.scenario!r}: expected one of {', '.join(SCENARIOS)}"
+            )
 
     def cells(self) -> list[Cell]:
-        """The grid, in report order: workload, policy, vCPUs, buffer size."""
+        """The grid, in report order: workload, policy, vCPUs, buffer size.
+
+        In the ``stall`` scenario every point runs twice, host calls
+        ``inside`` guest code (before) and ``outside`` it (after).
+        """
+        placements: tuple[HostCalls, ...] = (
+            ("inside", "outside") if self.scenario == "stall" else ("outside",)
+        )
         return [
-            Cell(policy, vcpus, kb, workload)
+            Cell(policy, vcpus, kb, workload, host_calls)
             for workload in self.workloads
             for policy in self.policies
             for vcpus in self.vcpus
             for kb in self.buffer_kb
+            for host_calls in placements
         ]
 
     def baselines(self) -> list[Cell]:
@@ -390,11 +428,12 @@ def _run_once(
         buffer_kb=cell.buffer_kb,
         regions=regions,
         max_instructions=instructions,
+        host_calls=cell.host_calls,
     )
     timer = None
     if seconds is not None:
         # The machine's own stop: every hart leaves at its next safe point.
-        timer = threading.Timer(seconds, machine._halt, args=("limit",))
+        timer = threading.Timer(seconds, machine.stop)
         timer.daemon = True
         timer.start()
     try:
@@ -499,6 +538,7 @@ def run_cell(
         "vcpus": cell.vcpus,
         "buffer_kb": cell.buffer_kb,
         "workload": cell.workload,
+        "host_calls": cell.host_calls,
     }
     if not runs:
         return out | _empty(error)
@@ -595,6 +635,7 @@ Progress = Callable[[Cell, Json], None]
 _BASELINE_KEYS = (
     "policy", "vcpus", "buffer_kb", "workload", "mips", "mips_spread", "instructions",
     "seconds", "stopped", "output_ok", "violations", "faults", "peak_live_kb", "error",
+    "host_calls",
 )  # fmt: skip
 
 
@@ -655,6 +696,7 @@ def run_comparison(settings: Settings, progress: Progress | None = None) -> Json
     config = asdict(settings)
     return {
         "version": JSON_VERSION,
+        "scenario": settings.scenario,
         "machine": machine_info(),
         "config": config | {"wall_seconds": elapsed},
         "baselines": [

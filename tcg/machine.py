@@ -290,6 +290,15 @@ class Machine:
                 world=self.world.statistics(),
             )
 
+    def stop(self) -> None:
+        """Stop every hart at its next safe point; the run ends with ``stopped == "limit"``.
+
+        Safe to call from any thread, before or during :meth:`run`, and more
+        than once (the first reason to stop wins: a program that already
+        exited stays ``"exit"``).
+        """
+        self._halt("limit")
+
     def _halt(self, why: Stopped) -> None:
         """Stop every hart at its next safe point (the first reason wins)."""
         with self._state_lock:

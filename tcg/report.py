@@ -9,6 +9,10 @@ summary table, four plots and an HTML page that shows them. Every number is
 computed from the cells; the sentences are templates, so the verdict changes
 when the measurements do.
 
+A ``stall`` comparison (see :mod:`tcg.compare`) gets its own table, with
+where host calls ran and the longest waits, and a verdict sentence comparing
+each policy with the calls inside guest code against outside it.
+
 "Under pressure" means a cell whose buffer is smaller than the host code its
 workload translated in the no-pressure baseline (the code does not fit), and
 where the policy had to act at least once.
@@ -34,6 +38,8 @@ __all__ = [
     "plot_pause_timeline",
     "plot_throughput",
     "pressure_cells",
+    "stall_sentence",
+    "stall_table_rows",
     "table_rows",
     "verdict",
     "write_report",
@@ -84,10 +90,47 @@ def _ratio(a: float, b: float) -> str:
     return f"{r:.1f}x" if r < 10 else f"{r:.0f}x"
 
 
+def _longest_wait_ms(c: Json) -> float:
+    """The longest time anything waited in a cell: to quiesce, for a grace period, for space."""
+    gp = c["gp_latency_ms"]
+    return float(
+        max(c["time_to_quiesce_ms"]["max"], 0.0 if gp is None else gp["max"], c["wait_ms"]["max"])
+    )
+
+
+def stall_sentence(doc: Json) -> str:
+    """The stall scenario's finding: per policy, the longest wait and the throughput,
+    with host calls inside guest code against outside it."""
+    cells: list[Json] = doc["cells"]
+    policies = list(dict.fromkeys(c["policy"] for c in cells))
+    clauses = []
+    for p in policies:
+        mine = {
+            hc: [c for c in cells if c["policy"] == p and c.get("host_calls") == hc]
+            for hc in ("inside", "outside")
+        }
+        if not mine["inside"] or not mine["outside"]:
+            continue
+        wait = {hc: max(_longest_wait_ms(c) for c in cs) for hc, cs in mine.items()}
+        mips = {hc: statistics.median(c["mips"] for c in cs) for hc, cs in mine.items()}
+        clauses.append(
+            f"{p} waited up to {wait['inside']:.1f} ms at {mips['inside']:.2f} MIPS with the "
+            f"call inside, against {wait['outside']:.1f} ms at {mips['outside']:.2f} MIPS "
+            f"with it outside"
+        )
+    if not clauses:
+        return "The stall scenario needs cells with host calls both inside and outside."
+    return (
+        "With one vCPU asleep in long host calls (a wait being the longest time to quiesce, "
+        "grace period or translator wait of any cell): " + "; ".join(clauses) + "."
+    )
+
+
 def verdict(doc: Json) -> str:
     """A paragraph on who won what, by how much, from the cells of ``doc``."""
     cells: list[Json] = doc["cells"]
-    bad = failures(cells)
+    if doc.get("scenario") == "stall":
+        return " ".join([stall_sentence(doc), _correctness(cells)])
     policies = list(dict.fromkeys(c["policy"] for c in cells))
     pressed = pressure_cells(doc)
     parts: list[str] = []
@@ -164,19 +207,67 @@ def verdict(doc: Json) -> str:
             f"Where the code fit, every policy ran at a median "
             f"{_pct(statistics.median(c['baseline_fraction'] for c in relaxed))} of the baseline."
         )
-    runs = sum(c.get("repeat", 1) for c in cells)
-    if bad:
-        parts.append(f"{len(bad)} cell(s) FAILED a correctness check (see above).")
-    else:
-        parts.append(
-            f"All {runs} runs were correct: the guest output matched, no fault, "
-            "no use of reclaimed code."
-        )
+    parts.append(_correctness(cells))
     return " ".join(parts)
+
+
+def _correctness(cells: Sequence[Json]) -> str:
+    bad = failures(cells)
+    if bad:
+        return f"{len(bad)} cell(s) FAILED a correctness check (see above)."
+    runs = sum(c.get("repeat", 1) for c in cells)
+    return (
+        f"All {runs} runs were correct: the guest output matched, no fault, "
+        "no use of reclaimed code."
+    )
+
+
+def _ok(c: Json) -> str:
+    ok = {True: "yes", False: "NO", None: "?"}[c["output_ok"]]
+    return "NO" if c["violations"] or c.get("faults") or c.get("error") else ok
+
+
+def stall_table_rows(doc: Json) -> tuple[list[str], list[list[str]]]:
+    """The stall scenario's table: per cell, where host calls ran and who waited how long.
+
+    Times are in milliseconds: the longest and p99 vCPU pause, the longest
+    translator wait for space, the longest time to quiesce (an exclusive
+    section waiting for every vCPU to leave guest code), and grace-period
+    latency.
+    """
+    head = [
+        "policy", "vCPUs", "KiB", "workload", "host calls", "MIPS", "of base", "flush/retire",
+        "pause max", "pause p99", "wait max", "quiesce max", "GP p99", "GP max", "ok",
+    ]  # fmt: skip
+    rows = []
+    for c in doc["cells"]:
+        gp = c["gp_latency_ms"]
+        rows.append(
+            [
+                c["policy"],
+                str(c["vcpus"]),
+                f"{c['buffer_kb']:g}",
+                Path(c["workload"]).name,
+                c.get("host_calls", "outside"),
+                f"{c['mips']:.2f}",
+                f"{100 * c['baseline_fraction']:.0f}%",
+                str(c["flushes"] or c["retirements"]),
+                f"{c['pause_ms']['max']:.1f}",
+                f"{c['pause_ms']['p99']:.1f}",
+                f"{c['wait_ms']['max']:.1f}",
+                f"{c['time_to_quiesce_ms']['max']:.1f}",
+                "-" if gp is None else f"{gp['p99']:.1f}",
+                "-" if gp is None else f"{gp['max']:.1f}",
+                _ok(c),
+            ]
+        )
+    return head, rows
 
 
 def table_rows(doc: Json) -> tuple[list[str], list[list[str]]]:
     """The summary table: a header and one row of strings per cell."""
+    if doc.get("scenario") == "stall":
+        return stall_table_rows(doc)
     head = [
         "policy", "vCPUs", "KiB", "workload", "MIPS", "±", "of base", "transl", "retrans",
         "flush/retire", "pause ms", "p99 ms", "max ms", "GP p99 ms", "retired KiB", "ok",

@@ -11,7 +11,12 @@ path and a Python model of its output (:mod:`tcg.workloads.expected`):
   larger than a small translation buffer;
 * ``smc``: self-modifying code, rewritten and re-run after ``fence.i``;
 * ``atomics``: every hart takes an AMO spinlock and bumps LR/SC and AMO
-  counters; the output depends on the number of harts and is exact.
+  counters; the output depends on the number of harts and is exact;
+* ``parallel``: every hart does a share of a code-heavy job (sort, CRC-32
+  and 128 distinct functions per slice of an array), then hart 0 combines
+  the shares into one checksum;
+* ``stall``: the same job on all harts but the last, which sleeps in long
+  ``nanosleep`` host calls meanwhile (a stalled vCPU).
 """
 
 from __future__ import annotations
@@ -60,6 +65,8 @@ WORKLOADS: dict[str, Workload] = {
         Workload("bigcode", "3000 generated functions, 4 rounds", False, expected.bigcode_output),
         Workload("smc", "300 rounds of rewritten code and fence.i", False, expected.smc),
         Workload("atomics", "AMO spinlock, LR/SC and AMO counters", True, expected.atomics),
+        Workload("parallel", "8 slices of sort, CRC and 128 functions", True, expected.parallel),
+        Workload("stall", "parallel's job, one hart sleeping 4 x 100 ms", True, expected.stall),
     )
 }
 

@@ -49,7 +49,7 @@ CFLAGS = (
     "-Wl,--build-id=none",
 )
 RUNTIME = ("crt0.S", "runtime.c")
-PROGRAMS = ("sort", "crc32", "matmul", "sieve", "bigcode", "smc", "atomics")
+PROGRAMS = ("sort", "crc32", "matmul", "sieve", "bigcode", "smc", "atomics", "parallel", "stall")
 
 
 def toolchain_version() -> str | None:

@@ -13,7 +13,17 @@ from collections.abc import Iterator
 
 from tcg.workloads import bigcode
 
-__all__ = ["atomics", "bigcode_output", "crc32", "matmul", "sieve", "smc", "sort"]
+__all__ = [
+    "atomics",
+    "bigcode_output",
+    "crc32",
+    "matmul",
+    "parallel",
+    "sieve",
+    "smc",
+    "sort",
+    "stall",
+]
 
 M = 0xFFFFFFFF
 
@@ -148,4 +158,67 @@ def atomics(harts: int = 1) -> bytes:
         ("min", -(harts - 1) & M, True),
         ("and", ~((1 << harts) - 1) & M, True),
         ("xor", xor, True),
+    )
+
+
+# kernels.h: the slices shared by parallel.c and stall.c.
+SLICES, SLICE_LEN, SLICE_SEED = 8, 128, 0x51CE
+#: The numbers of the generated functions f100..f177 and f200..f277, in table order.
+SLICE_FUNCTIONS = [d * 100 + a * 10 + b for d in (1, 2) for a in range(8) for b in range(8)]
+
+
+def _slice_function(i: int, x: int) -> int:
+    """Function ``f<i>`` of kernels.h."""
+    c = (i * 0x9E3779B9 + 0x7F4A7C15) & M
+    shape = i & 3
+    if shape == 0:
+        return (x * (c | 1) + i) & M
+    if shape == 1:
+        return ((x ^ c) + (x >> (1 + i % 29))) & M
+    if shape == 2:
+        return ((x << (1 + i % 23)) & M) ^ ((x + c) & M)
+    return ((x | c) - (x & ((i << 3) & M))) & M
+
+
+def _slice_result(s: int) -> int:
+    """kernels.h ``work_slice(s)``: sort, CRC-32, then every function once."""
+    gen = _lcg((SLICE_SEED + s * 7919) & M)
+    values = sorted(next(gen) for _ in range(SLICE_LEN))
+    acc = zlib.crc32(b"".join(v.to_bytes(4, "little") for v in values))
+    n = len(SLICE_FUNCTIONS)
+    for k in range(n):
+        i = SLICE_FUNCTIONS[(k + s * 17) % n]
+        acc = _slice_function(i, (acc + values[k % SLICE_LEN]) & M)
+    return acc
+
+
+def _slices_checksum() -> int:
+    """kernels.h ``combine``: the slice results folded in slice order."""
+    checksum = 0
+    for s in range(SLICES):
+        checksum = ((checksum * 31) & M) ^ _slice_result(s)
+    return checksum
+
+
+def parallel(harts: int = 1) -> bytes:
+    """parallel.c: every hart computes a share of the slices; the checksum is theirs."""
+    return _line(
+        "parallel",
+        ("slices", SLICES, False),
+        ("harts", harts, False),
+        ("checksum", _slices_checksum(), True),
+    )
+
+
+#: stall.c: the sleeper's nanosleep calls and their length.
+STALL_SLEEPS, STALL_SLEEP_MS = 4, 100
+
+
+def stall(harts: int = 1) -> bytes:
+    """stall.c: the same slices, computed while one hart sleeps in host calls."""
+    return _line(
+        "stall",
+        ("sleeps", STALL_SLEEPS, False),
+        ("ms", STALL_SLEEP_MS, False),
+        ("checksum", _slices_checksum(), True),
     )

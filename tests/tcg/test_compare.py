@@ -203,3 +203,23 @@ def test_jobs_2_gives_the_same_cells_as_jobs_1(tmp_path: Path) -> None:
         return [(*(c[k] for k in keys), c["instructions"] >= 200000) for c in doc["cells"]]
 
     assert fixed(one) == fixed(two)
+
+
+@pytest.mark.timeout(120)
+def test_stall_scenario_compares_host_calls_inside_and_outside(tmp_path: Path) -> None:
+    out = tmp_path / "stall.json"
+    argv = ["--scenario", "stall", "--policies", "flush", "--vcpus", "2", "--repeat", "1"]
+    assert main([*argv, "--json", str(out), "--quiet"]) == 0
+    doc = json.loads(out.read_text())
+    assert doc["scenario"] == "stall"
+    cells = {c["host_calls"]: c for c in doc["cells"]}
+    assert sorted(cells) == ["inside", "outside"]
+    for c in cells.values():
+        assert (c["workload"], c["vcpus"], c["output_ok"], c["violations"]) == ("stall", 2, True, 0)
+        assert c["flushes"] > 0
+    # The guest sleeps 100 ms at a time while the other hart flushes the
+    # buffer. Inside running(), a flush's exclusive section must wait for the
+    # rest of a sleep; outside it, for nothing but a hart leaving guest code.
+    inside = cells["inside"]["time_to_quiesce_ms"]["max"]
+    outside = cells["outside"]["time_to_quiesce_ms"]["max"]
+    assert inside >= 50.0 > outside, (inside, outside)

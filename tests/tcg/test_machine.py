@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -228,3 +229,27 @@ def test_nanosleep_rejects_bad_requests(request_addr: int, expected: int) -> Non
     data = bytes(16) + (0).to_bytes(4, "little") + (2_000_000_000).to_bytes(4, "little")
     program = make_elf([(0x10000, text, len(text), 5), (0x20000, data, len(data), 6)], 0x10000)
     assert Machine(program).run().exit_code == expected
+
+
+@pytest.mark.timeout(60)
+def test_stop_ends_a_run_at_the_next_safe_point() -> None:
+    machine = Machine(WORKLOADS["stall"].path, vcpus=2, policy="flush", buffer_kb=32)
+    timer = threading.Timer(0.05, machine.stop)
+    timer.start()
+    try:
+        result = machine.run()
+    finally:
+        timer.cancel()
+        timer.join(5)
+    assert result.stopped == "limit"
+    assert result.exit_code is None
+    assert result.violations == ()
+    assert WORKLOADS["stall"].expected_output(2).startswith(result.stdout)
+
+
+def test_stop_before_run_runs_nothing() -> None:
+    machine = Machine(WORKLOADS["parallel"].path, vcpus=2)
+    machine.stop()
+    machine.stop()  # again: harmless
+    result = machine.run()
+    assert (result.stopped, result.instructions) == ("limit", 0)

@@ -7,6 +7,7 @@ import subprocess
 
 import pytest
 
+from tcg.machine import Machine
 from tcg.riscv import Runner, run_program
 from tcg.workloads import WORKLOADS, get
 from tcg.workloads.build import BIN, CC, check, toolchain_version
@@ -32,6 +33,22 @@ def test_atomics_counters_are_exact_on_several_harts(harts: int) -> None:
     result = run_program(w.path, harts=harts)
     assert (result.stopped, result.exit_code) == ("exit", 0)
     assert result.stdout == w.expected_output(harts)
+
+
+@pytest.mark.parametrize("harts", [2, 3, 4])
+@pytest.mark.parametrize("name", ["parallel", "stall"])
+def test_shared_job_checksum_is_exact_on_several_harts(name: str, harts: int) -> None:
+    w = get(name)
+    result = run_program(w.path, harts=harts)
+    assert (result.stopped, result.exit_code) == ("exit", 0)
+    assert result.stdout == w.expected_output(harts)
+
+
+def test_parallel_shares_the_work_between_harts() -> None:
+    result = Machine(get("parallel").path, vcpus=4).run()
+    alone = Machine(get("parallel").path).run().instructions
+    # Each hart computes two of the eight slices: about a quarter of the job.
+    assert all(n < alone / 2 for n in result.per_hart), (result.per_hart, alone)
 
 
 @pytest.mark.parametrize("name", SINGLE)
@@ -66,7 +83,8 @@ def test_bigcode_has_a_large_footprint() -> None:
 
 
 def test_registry() -> None:
-    assert {"sort", "crc32", "matmul", "sieve", "bigcode", "smc", "atomics"} <= set(WORKLOADS)
+    names = {"sort", "crc32", "matmul", "sieve", "bigcode", "smc", "atomics", "parallel", "stall"}
+    assert names <= set(WORKLOADS)
     for w in WORKLOADS.values():
         assert w.path.is_file()
         assert w.expected_output(1).endswith(b"\n")
