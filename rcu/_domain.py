@@ -438,6 +438,14 @@ class Domain:
         deadline: float | None,
         abort: Callable[[], bool] | None,
     ) -> bool:
+        # Adaptive wait (liburcu spins a bounded number of times before it
+        # sleeps): give the interpreter away once and look again. Read
+        # sections are short, so most holdouts are gone by then and never
+        # pay for a wake-up on their unlock path.
+        time.sleep(0)
+        holdouts = [reader for reader in holdouts if reader.is_ongoing(gp_ctr)]
+        if not holdouts:
+            return True
         gp = self._gp
         started = time.monotonic()
         stall_timeout = self.stall_timeout
