@@ -1,6 +1,6 @@
 """Benchmarks of the RISC-V front end: translation cost and single-thread speed.
 
-Run as ``python benchmarks/translate.py`` (about 20 seconds; ``--quick`` for
+Run as ``python benchmarks/emulator.py`` (about 20 seconds; ``--quick`` for
 a few). Everything runs in one process on one thread, each figure is the
 median of repeated runs, and each speed is printed next to baselines
 measured in the same run:
