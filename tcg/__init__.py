@@ -3,6 +3,7 @@
 ``TranslationBuffer`` holds translated blocks in fixed regions; a
 ``RetirePolicy`` reclaims them: ``RcuRetire`` (grace periods, vCPUs keep
 running) or ``StopTheWorldFlush`` (an exclusive section, QEMU's tb_flush).
+``Machine`` runs RISC-V guest programs on N vCPU threads over one buffer.
 This module only re-exports.
 """
 
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 from tcg.block import TranslationBlock, UseAfterReclaimError
 from tcg.buffer import BufferFullError, BufferStatistics, TranslationBuffer
+from tcg.machine import Machine, MachineError, MachineResult
 from tcg.policies import (
     PolicyStatistics,
     RcuRetire,
@@ -21,6 +23,9 @@ from tcg.policies import (
 __all__ = [
     "BufferFullError",
     "BufferStatistics",
+    "Machine",
+    "MachineError",
+    "MachineResult",
     "PolicyStatistics",
     "RcuRetire",
     "RetirePolicy",
