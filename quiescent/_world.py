@@ -64,6 +64,7 @@ No user code (kick functions, work, ``on_error``) runs under either lock.
 from __future__ import annotations
 
 import math
+import os
 import sys
 import threading
 import time
@@ -428,6 +429,9 @@ class World:
         self._retired_errors = 0
         self._quiesce_window = LatencyWindow()
         self._pause_window = LatencyWindow()
+        self._pid = os.getpid()
+        with _worlds_lock:
+            _worlds.add(self)
 
     def __repr__(self) -> str:
         return f"<quiescent.World {self.name!r} vcpus={len(self._cpus)}>"
@@ -494,6 +498,8 @@ class World:
 
     def _forget_exited(self, cpu: Vcpu) -> None:
         """``cpu``'s thread exited without ``unregister()``: clean up after it."""
+        if self._pid != os.getpid():
+            return  # a thread of the parent, cleaned up in a forked child
         cpu._queue.close_and_cancel(f"vCPU {cpu.name!r} exited before running this work")
         if cpu._running:
             # Abandoned inside running() (an __enter__ without its __exit__):
@@ -718,3 +724,51 @@ def _exit_watcher(
             world._forget_exited(cpu)
 
     return on_exit
+
+
+# ----------------------------------------------------------------------
+# Fork: the child has one thread. Every world's lock is taken across the
+# fork (so no state is half-changed), then the child starts over with fresh
+# locks, no section pending, and only the forking thread's vCPU.
+
+_worlds: weakref.WeakSet[World] = weakref.WeakSet()
+_worlds_lock = threading.Lock()  # guards _worlds (a leaf: taken alone)
+_forking: list[World] = []
+
+
+def _before_fork() -> None:
+    with _worlds_lock:
+        _forking[:] = sorted(_worlds, key=id)
+    for world in _forking:
+        world._lock.acquire()
+
+
+def _after_fork_in_parent() -> None:
+    for world in reversed(_forking):
+        world._lock.release()
+    _forking.clear()
+
+
+def _after_fork_in_child() -> None:
+    me = threading.current_thread()
+    for world in _forking:
+        world._pid = os.getpid()
+        world._lock = threading.Lock()
+        world._quiesced = threading.Condition(world._lock)
+        world._resume = threading.Condition(world._lock)
+        world._pending = 0
+        world._owner = None
+        world._depth = 0
+        kept = {cpu: None for cpu in world._cpus if cpu.thread is me}
+        for cpu in kept:
+            cpu._queue.lock = threading.Lock()
+            cpu._has_waiter = False
+        world._cpus = kept
+    _forking.clear()
+
+
+os.register_at_fork(
+    before=_before_fork,
+    after_in_parent=_after_fork_in_parent,
+    after_in_child=_after_fork_in_child,
+)

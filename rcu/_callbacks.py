@@ -55,7 +55,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from rcu._stats import DomainStatistics, Percentiles
-from rcu.errors import DomainClosedError, RcuError
+from rcu.errors import DomainClosedError, RcuError, ReadSectionError
 
 if TYPE_CHECKING:
     from rcu._domain import Domain
@@ -142,49 +142,53 @@ class CallbackEngine:
             if self._pending >= self._max_pending:
                 self._force = True
                 self._work.notify()
-                if not self.on_worker_thread() and not self._domain.in_read_section():
+                # Block only a thread that holds no grace period up (not in
+                # an epoch section, not online in qsbr) and is not the worker:
+                # anything else would wait for itself, or would turn call_rcu
+                # into a hidden quiescent state.
+                if not self.on_worker_thread() and not self._domain._holds_grace_periods():
                     self._wait_for_space()
+                    if self._state != _OPEN:
+                        raise DomainClosedError(f"{self._domain.name!r} was closed meanwhile")
+            self._enqueue((fn, args, kwargs))  # may fail to start the worker: count after
             self._pending += 1
             if self._pending > self._peak_pending:
                 self._peak_pending = self._pending
             self._queued += 1
-            self._enqueue((fn, args, kwargs))
 
     def _draining_from_worker(self) -> bool:
         return self._state == _DRAINING and self.on_worker_thread()
 
     def _wait_for_space(self) -> None:
-        # Called with the lock held. An online qsbr producer goes offline:
-        # the grace period that frees space may be waiting for it.
-        resume = self._domain._pause_current()
-        try:
-            while self._pending >= self._max_pending and self._state == _OPEN:
-                self._space.wait()
-        finally:
-            if resume is not None:
-                resume.online()
+        # Called with the lock held, by a thread that holds no grace period up.
+        while self._pending >= self._max_pending and self._state == _OPEN:
+            self._space.wait()
 
     def _enqueue(self, item: _Item) -> None:
         # Called with the lock held. Wake the worker only when it has
         # something new to do: a first item (start the batching delay), a
         # full batch, or a forced grace period.
         queue = self._queue
+        if self._worker is None:
+            self._start_worker()  # before queueing: if it fails, nothing is queued
         queue.append(item)
         size = len(queue)
         if size == 1:
             self._first_at = time.monotonic()
-            if self._worker is None:
-                self._start_worker()
             self._work.notify()
         elif size == self._batch_size or self._force:
             self._work.notify()
 
     def _start_worker(self) -> None:
+        # Lock held. ORDER: the worker is recorded only once it has started
+        # (start() may fail: at interpreter shutdown, past a thread limit);
+        # it cannot run a callback before the lock is released, so
+        # _worker_ident is set before any callback can ask on_worker_thread().
         worker = threading.Thread(
             target=self._run, name=f"rcu-callbacks-{self._domain.name}", daemon=True
         )
-        self._worker = worker
         worker.start()
+        self._worker = worker
         self._worker_ident = worker.ident
 
     def on_worker_thread(self) -> bool:
@@ -234,6 +238,7 @@ class CallbackEngine:
             if domain._wait_paused(target, None, abort=self._dropping):
                 if batch:
                     self._invoke(batch)
+                    self._release_reader()
             else:  # close(drain=False) abandoned the wait
                 with self.lock:
                     self._drop(batch)
@@ -286,6 +291,25 @@ class CallbackEngine:
         with self.lock:
             self._pending -= counted
             self._space.notify_all()
+
+    def _release_reader(self) -> None:
+        """After a batch: the worker must not hold grace periods while it idles.
+
+        A callback may have read (registering the worker as a reader): a
+        qsbr worker goes offline; an epoch section a callback left open is
+        reported and closed, or the worker would wait for itself.
+        """
+        reader = self._domain._current_reader()
+        if reader is None or not reader.ctr:
+            return
+        if reader.depth:
+            self._report(
+                ReadSectionError(f"an RCU callback left {reader.depth} read section(s) open"),
+                self._release_reader,
+            )
+            for _ in range(reader.depth):
+                reader.unlock()
+        reader.offline()
 
     def _report(self, exc: BaseException, fn: Callable[..., object]) -> None:
         handler = self._on_error
@@ -367,6 +391,17 @@ class CallbackEngine:
     def after_fork_in_child(self) -> None:
         """Forget the parent's worker; run what the parent had not run yet."""
         self._init_sync()
+        if self.on_worker_thread():
+            # Forked from a callback: this thread goes on as the child's
+            # worker and runs the rest of its batch itself (not twice).
+            # Barrier markers belong to waiters of the parent; drop them
+            # (in place: the batch loop up the stack pops from _running).
+            self._worker = threading.current_thread()
+            for items in (self._queue, self._running):
+                kept = [item for item in items if item[2] is not _BARRIER]
+                items.clear()
+                items.extend(kept)
+            return
         # Barrier markers belong to waiters of the parent; drop them.
         leftover = [item for item in (*self._running, *self._queue) if item[2] is not _BARRIER]
         self._running = collections.deque()

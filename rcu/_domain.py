@@ -172,7 +172,8 @@ class Domain:
             max_pending=max_pending,
             on_error=on_error,
         )
-        _open_domains.add(self)
+        with _open_domains_lock:
+            _open_domains.add(self)
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else "open"
@@ -289,6 +290,11 @@ class Domain:
                 ),
                 stacklevel=1,
             )
+
+    def _holds_grace_periods(self) -> bool:
+        """Does this thread hold up grace periods now (epoch: in a section; qsbr: online)?"""
+        reader = self._current_reader()
+        return reader is not None and reader.ctr != 0
 
     def _pause_current(self) -> Reader | None:
         """Before blocking: take this thread offline if it holds up grace periods.
@@ -528,8 +534,16 @@ class Domain:
             raise RcuError("close() from an RCU callback would wait for itself")
         with self._gp_cond:
             self._closed = True
-        _open_domains.discard(self)
-        return self._engine.close(drain, deadline)
+        with _open_domains_lock:
+            _open_domains.discard(self)
+        # An online qsbr caller goes offline: the worker's last grace
+        # periods may be waiting for it while it waits for the worker.
+        resume = self._pause_current()
+        try:
+            return self._engine.close(drain, deadline)
+        finally:
+            if resume is not None:
+                resume.online()
 
     @property
     def closed(self) -> bool:
@@ -611,6 +625,7 @@ def _exit_watcher(
 # Process-wide state: open domains (for exit and fork), the default domain.
 
 _open_domains: weakref.WeakSet[Domain] = weakref.WeakSet()
+_open_domains_lock = threading.Lock()  # guards _open_domains (a leaf: taken alone)
 _forking: list[Domain] = []
 _default: Domain | None = None
 _default_lock = threading.Lock()
@@ -629,7 +644,8 @@ def default_domain() -> Domain:
 
 
 def _before_fork() -> None:
-    _forking[:] = sorted(_open_domains, key=id)
+    with _open_domains_lock:
+        _forking[:] = sorted(_open_domains, key=id)
     for domain in _forking:
         domain._before_fork()
 
@@ -654,12 +670,14 @@ def _drain_at_exit() -> None:
     A reader that never leaves its section would hang the exit: each domain
     waits at most its ``stall_timeout``, then reports what it could not run.
     """
-    for domain in list(_open_domains):
+    with _open_domains_lock:
+        domains = list(_open_domains)
+    for domain in domains:
         timeout = domain.stall_timeout
         deadline = None if timeout is None else time.monotonic() + timeout
         try:
             drained = domain._close(True, deadline)
-        except RcuError as exc:
+        except Exception as exc:  # one broken domain must not keep the others from draining
             warnings.warn(f"could not drain {domain!r} at exit: {exc}", RuntimeWarning, 1)
             continue
         if not drained:

@@ -73,10 +73,12 @@ class EpochReader(Reader):
                 raise ReadSectionError(_UNBALANCED)
             self.depth = depth
             return
-        self.depth = 0
         # ORDER: clear ctr, then look at waiting (pairs with the writer's
-        # "set waiting, then read ctr").
+        # "set waiting, then read ctr"). ctr before depth: if an exception
+        # (KeyboardInterrupt) lands in between, a stale depth is visible to
+        # in_read_section(); a stale ctr would hold grace periods unseen.
         self.ctr = 0
+        self.depth = 0
         if self.waiting:
             self._gp.signal()
 
@@ -93,8 +95,8 @@ class EpochReader(Reader):
                 raise ReadSectionError(_UNBALANCED)
             self.depth = depth
             return
-        self.depth = 0
         self.ctr = 0  # ORDER: as in __exit__
+        self.depth = 0
         if self.waiting:
             self._gp.signal()
 

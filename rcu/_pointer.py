@@ -41,7 +41,7 @@ class Pointer(Generic[T]):
 
     __slots__ = ("_debug", "_domain", "_value", "_write_lock")
 
-    def __init__(self, value: T, domain: Domain | None = None) -> None:
+    def __init__(self, value: T = None, domain: Domain | None = None) -> None:  # type: ignore[assignment]
         if domain is None:
             domain = default_domain()
         elif not isinstance(domain, Domain):
@@ -68,7 +68,10 @@ class Pointer(Generic[T]):
 
     def publish(self, new: T) -> None:
         """Make ``new`` the current value. Readers see either the old or the new one."""
-        self._value = new
+        # Under the writers' lock, so that a concurrent replace() never
+        # reclaims a value other than the one it unpublished.
+        with self._write_lock:
+            self._value = new
 
     def exchange(self, new: T) -> T:
         """Publish ``new`` and return the value it replaced."""

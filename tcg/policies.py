@@ -322,6 +322,7 @@ class RcuRetire(_PolicyBase):
     def vcpu_hooks(self) -> VcpuHooks:
         reader = self.domain.register_thread()
         if self.domain.flavor == "qsbr":
+            reader.offline()  # online only between enter and leave
             return VcpuHooks(reader.online, reader.offline, reader.quiescent_state)
 
         def boundary() -> None:

@@ -236,20 +236,79 @@ def test_backlog_inside_read_section_forces_but_never_blocks(domain: rcu.Domain)
     assert ran == list(range(10))
 
 
-def test_online_qsbr_producer_blocked_on_backlog_goes_offline(qsbr_domain: rcu.Domain) -> None:
+def test_online_qsbr_producer_past_the_backlog_only_forces(qsbr_domain: rcu.Domain) -> None:
     with open_domain("qsbr", max_pending=2, batch_delay=5.0) as d:
-        d.register_thread()  # online, and never reports a quiescent state
+        me = d.register_thread()  # online: holds grace periods up
         for i in range(20):
-            d.call_rcu(int, i)  # would deadlock if it stayed online while blocked
+            d.call_rcu(int, i)  # must not block, and must not take this thread offline
+            assert me.ctr != 0
         d.unregister_thread()
         assert d.barrier(PATIENCE)
         assert d.statistics().callbacks_invoked == 20
+
+
+def test_close_from_an_online_qsbr_thread_drains(qsbr_domain: rcu.Domain) -> None:
+    d = rcu.Domain("qsbr", batch_delay=5.0, stall_timeout=None)
+    ran = threading.Event()
+    d.register_thread()
+    d.call_rcu(ran.set)
+    d.close()  # the worker's grace period must not wait for this thread
+    assert ran.is_set()
+    d.unregister_thread()
+
+
+def test_a_callback_that_reads_does_not_hold_later_grace_periods(flavor: str) -> None:
+    errors: list[BaseException] = []
+    with open_domain(flavor, on_error=lambda exc, fn: errors.append(exc)) as d:
+        p = rcu.Pointer(1, d)
+
+        def reads() -> None:
+            with d.read():
+                p.load()
+
+        def leaves_a_section_open() -> None:
+            d.read_lock()
+
+        d.call_rcu(reads)
+        assert d.barrier(PATIENCE)
+        assert d.synchronize(timeout=PATIENCE), "the worker holds grace periods"
+        if flavor == "epoch":
+            d.call_rcu(leaves_a_section_open)
+            assert d.barrier(PATIENCE)
+            assert d.synchronize(timeout=PATIENCE)
+            assert any(isinstance(e, rcu.ReadSectionError) for e in errors)
+
+
+def test_call_rcu_blocked_on_the_backlog_raises_if_closed_meanwhile() -> None:
+    d = rcu.Domain(max_pending=1, stall_timeout=None)
+    reader = ParkedReader(d)  # keeps the backlog full
+    d.call_rcu(int)
+    outcome: list[BaseException | None] = []
+
+    def producer() -> None:
+        try:
+            d.call_rcu(int)
+            outcome.append(None)
+        except rcu.DomainClosedError as exc:
+            outcome.append(exc)
+
+    thread = start(producer, "blocked-producer")
+    assert not threading.Event().wait(GLANCE)
+    assert outcome == []  # blocked on the backlog
+    d.close(drain=False)
+    join(thread)
+    reader.finish()
+    assert len(outcome) == 1
+    assert isinstance(outcome[0], rcu.DomainClosedError)
 
 
 EXIT_SCRIPT = textwrap.dedent(
     """
     import rcu, sys
     d = rcu.Domain(batch_delay=60.0)   # nothing would run before exit on its own
+    q = rcu.Domain("qsbr", batch_delay=60.0)
+    q.register_thread()                # the exiting thread is online in qsbr
+    q.call_rcu(sys.stdout.write, "qsbr ")
     for i in range(100):
         d.call_rcu(sys.stdout.write, f"{i} ")
     rcu.call_rcu(sys.stdout.write, "default-domain ")
@@ -262,8 +321,9 @@ def test_queued_callbacks_run_at_interpreter_exit() -> None:
         [sys.executable, "-c", EXIT_SCRIPT], capture_output=True, text=True, timeout=60, check=True
     )
     words = out.stdout.split()
-    assert [w for w in words if w != "default-domain"] == [str(i) for i in range(100)]
+    assert [w for w in words if w not in ("default-domain", "qsbr")] == [str(i) for i in range(100)]
     assert words.count("default-domain") == 1
+    assert words.count("qsbr") == 1
 
 
 STUCK_SCRIPT = textwrap.dedent(

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import threading
+import time
 
 import pytest
 
@@ -26,8 +28,17 @@ def _in_child(body: object) -> int:
             print(f"child failed: {exc!r}", file=sys.stderr)
         finally:
             os._exit(status)
-    _, status = os.waitpid(pid, 0)
-    return os.waitstatus_to_exitcode(status)
+    # A child that hangs must not hang the test, nor outlive it.
+    deadline = time.monotonic() + PATIENCE * 3
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return os.waitstatus_to_exitcode(status)
+        if time.monotonic() > deadline:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            raise AssertionError("the forked child hung")
+        time.sleep(0.01)
 
 
 @pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
@@ -106,3 +117,39 @@ def test_locks_are_usable_in_child_after_busy_parent(domain: rcu.Domain) -> None
         stop.set()
         thread.join(PATIENCE)
     assert not thread.is_alive()
+
+
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
+def test_fork_from_a_callback_runs_the_rest_of_the_batch_once_in_the_child() -> None:
+    domain = rcu.Domain(batch_delay=0.2, stall_timeout=None)  # one batch for all four
+    r_fd, w_fd = os.pipe()
+    in_child: list[bool] = []
+    children: list[int] = []
+
+    def forker() -> None:
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - the child, on the worker thread
+            in_child.append(True)
+            # The child has no main thread to end it: a timer does, after
+            # its copy of the batch (and any wrong second copy) had time to run.
+            threading.Timer(1.0, os._exit, (0,)).start()
+        else:
+            children.append(pid)
+
+    def note(tag: bytes) -> None:
+        if in_child:
+            os.write(w_fd, tag)
+
+    try:
+        domain.call_rcu(forker)
+        for tag in (b"a", b"b", b"c"):
+            domain.call_rcu(note, tag)
+        assert domain.barrier(PATIENCE)
+        assert children
+        _, status = os.waitpid(children[0], 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+    finally:
+        domain.close()
+    os.close(w_fd)
+    with os.fdopen(r_fd, "rb") as pipe:
+        assert pipe.read() == b"abc"  # each callback once in the child

@@ -117,3 +117,31 @@ def test_grace_period_latency_recorded(domain: rcu.Domain, calls: int) -> None:
     latency = domain.statistics().gp_latency
     assert latency.count == calls
     assert 0 <= latency.p50 <= latency.p99 <= latency.max
+
+
+def test_a_section_that_nests_after_the_grace_period_began_still_holds_it(
+    epoch_domain: rcu.Domain,
+) -> None:
+    gate, nested, entered = threading.Event(), threading.Event(), threading.Event()
+
+    def reader() -> None:
+        r = epoch_domain.reader()
+        with r:
+            entered.set()
+            assert gate.wait(PATIENCE)
+            with r:  # nesting must not refresh the section's counter
+                pass
+            nested.set()
+            assert gate.wait(PATIENCE)
+            threading.Event().wait(GLANCE)
+        epoch_domain.unregister_thread()
+
+    thread = start(reader, "nesting-reader")
+    assert entered.wait(PATIENCE)
+    sync = Background(epoch_domain.synchronize)
+    assert wait_until(lambda: epoch_domain._gp.ctr > 1)
+    gate.set()
+    assert nested.wait(PATIENCE)
+    assert not sync.returned_within(GLANCE / 4), "a nested lock looked like a new section"
+    assert sync.outcome() is True
+    join(thread)
