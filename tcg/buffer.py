@@ -245,6 +245,7 @@ class TranslationBuffer:
             if region >= 0:
                 offset = region * self.region_size + self._used[region]
                 self._used[region] += size
+                # ORDER: the bytes are in place before the TB is published.
                 self.code[offset : offset + size] = code
                 tb = TranslationBlock(
                     pc, end, flags, fn, region, self.generations[region], offset, size

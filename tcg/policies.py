@@ -278,6 +278,9 @@ class RcuRetire(_PolicyBase):
             if self._in_flight >= self.reserve and not (force and self._in_flight == 0):
                 return
             self._in_flight += 1
+        # ORDER: unpublish first (retire_oldest), then queue the reclaim: the
+        # grace period call_rcu waits for starts after the region's TBs left
+        # every index, so only vCPUs that found them before can still hold them.
         retired = self.buffer.retire_oldest()
         if retired is None:
             with self._lock:
@@ -310,6 +313,8 @@ class RcuRetire(_PolicyBase):
         if retired is not None:
             with self._lock:
                 self._retirements += 1
+            # ORDER: unpublish, then a full grace period, then reclaim: the
+            # whole correctness argument of this policy.
             self.domain.synchronize()
             self._reclaim(*retired)
         else:

@@ -160,3 +160,39 @@ def test_no_use_after_reclaim_long(policy: RetirePolicy, world: quiescent.World,
     assert result.violations == []
     stats = policy.statistics()
     assert max(stats.flushes, stats.reclaims) >= 1000, stats
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("flavor", ["epoch", "qsbr"])
+def test_wait_for_space_never_reclaims_a_region_a_reader_still_holds(flavor: str) -> None:
+    policy = RcuRetire(flavor=flavor)
+    buffer = TranslationBuffer(600, 3, policy)  # three regions of 200 bytes
+    held = buffer.add(0x100, 0x110, int, b"h" * 150)  # region 0
+    entered, release = threading.Event(), threading.Event()
+
+    def vcpu() -> None:
+        hooks = policy.vcpu_hooks()
+        cache = buffer.new_jump_cache()
+        hooks.enter()
+        tb = buffer.lookup(cache, 0x100)  # this vCPU now holds a TB of region 0
+        assert tb is held
+        entered.set()
+        release.wait(30)
+        tb.check(buffer.generations)  # still valid: not reclaimed under the reader
+        hooks.leave()
+
+    reader = threading.Thread(target=vcpu, name="holding-vcpu")
+    reader.start()
+    assert entered.wait(10)
+    buffer.add(0x200, 0x210, int, b"x" * 150)  # region 1; region 0 is now the oldest full one
+    waiter = threading.Thread(target=policy.wait_for_space, args=(None,), name="translator")
+    waiter.start()
+    waiter.join(0.3)
+    assert waiter.is_alive(), "wait_for_space returned while a reader held the region"
+    assert buffer.generations[held.region] == held.generation
+    release.set()
+    reader.join(10)
+    waiter.join(10)
+    assert not waiter.is_alive()
+    assert buffer.generations[held.region] == held.generation + 1
+    policy.close()
