@@ -3,44 +3,18 @@
 from __future__ import annotations
 
 import os
-import signal
-import sys
 import threading
-import time
 
 import pytest
 
 import quiescent
+from tests.forking import in_child
 
 pytestmark = [
     pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork"),
     pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning"),
 ]
 PATIENCE = 10.0
-
-
-def _in_child(body: object) -> int:
-    """Fork; run ``body()`` in the child (exit 0 if it returns True); bounded wait."""
-    assert callable(body)
-    pid = os.fork()
-    if pid == 0:  # pragma: no cover - runs in the child
-        status = 1
-        try:
-            status = 0 if body() else 2
-        except BaseException as exc:
-            print(f"child failed: {exc!r}", file=sys.stderr)
-        finally:
-            os._exit(status)
-    deadline = time.monotonic() + PATIENCE
-    while True:
-        done, status = os.waitpid(pid, os.WNOHANG)
-        if done:
-            return os.waitstatus_to_exitcode(status)
-        if time.monotonic() > deadline:
-            os.kill(pid, signal.SIGKILL)
-            os.waitpid(pid, 0)
-            raise AssertionError("the forked child hung")
-        time.sleep(0.01)
 
 
 def test_child_can_stop_the_world_while_the_parent_holds_a_section() -> None:
@@ -66,7 +40,7 @@ def test_child_can_stop_the_world_while_the_parent_holds_a_section() -> None:
         return world.statistics().vcpus == 0
 
     try:
-        assert _in_child(child) == 0
+        assert in_child(child) == 0
     finally:
         release.set()
         thread.join(PATIENCE)
@@ -90,7 +64,7 @@ def test_fork_while_another_vcpu_works_never_hangs_the_child() -> None:
     thread.start()
     try:
         for _ in range(30):
-            assert _in_child(lambda: world.statistics().vcpus == 0) == 0
+            assert in_child(lambda: world.statistics().vcpus == 0) == 0
     finally:
         stop.set()
         thread.join(PATIENCE)

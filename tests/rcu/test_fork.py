@@ -3,42 +3,15 @@
 from __future__ import annotations
 
 import os
-import signal
-import sys
 import threading
-import time
 
 import pytest
 
 import rcu
+from tests.forking import in_child
 from tests.rcu.helpers import PATIENCE, ParkedReader
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
-
-
-def _in_child(body: object) -> int:
-    """Fork; run ``body()`` in the child and return the child's exit status."""
-    assert callable(body)
-    pid = os.fork()
-    if pid == 0:  # pragma: no cover - runs in the child
-        status = 1
-        try:
-            status = 0 if body() else 2
-        except BaseException as exc:
-            print(f"child failed: {exc!r}", file=sys.stderr)
-        finally:
-            os._exit(status)
-    # A child that hangs must not hang the test, nor outlive it.
-    deadline = time.monotonic() + PATIENCE * 3
-    while True:
-        done, status = os.waitpid(pid, os.WNOHANG)
-        if done:
-            return os.waitstatus_to_exitcode(status)
-        if time.monotonic() > deadline:
-            os.kill(pid, signal.SIGKILL)
-            os.waitpid(pid, 0)
-            raise AssertionError("the forked child hung")
-        time.sleep(0.01)
 
 
 @pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
@@ -53,13 +26,13 @@ def test_child_synchronizes_despite_parent_reader(domain: rcu.Domain) -> None:
             pass
         return ok and stats.readers == 0
 
-    assert _in_child(child) == 0
+    assert in_child(child) == 0
     reader.finish()
     assert domain.synchronize(timeout=PATIENCE)
 
 
 @pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
-def test_forking_thread_stays_registered_in_child(domain: rcu.Domain) -> None:
+def test_forking_thread_stays_registeredin_child(domain: rcu.Domain) -> None:
     me = domain.register_thread()
     other = ParkedReader(domain)
 
@@ -70,7 +43,7 @@ def test_forking_thread_stays_registered_in_child(domain: rcu.Domain) -> None:
             and (domain.synchronize(timeout=PATIENCE))
         )
 
-    assert _in_child(child) == 0
+    assert in_child(child) == 0
     other.finish()
     domain.unregister_thread()
 
@@ -88,7 +61,7 @@ def test_child_runs_callbacks_queued_before_fork(domain: rcu.Domain) -> None:
         os.close(w_fd)
         return ok
 
-    assert _in_child(child) == 0
+    assert in_child(child) == 0
     os.close(w_fd)
     with os.fdopen(r_fd, "rb") as pipe:
         assert pipe.read() == b"01234"  # written by the child, in queue order
@@ -110,7 +83,7 @@ def test_locks_are_usable_in_child_after_busy_parent(domain: rcu.Domain) -> None
     try:
         for _ in range(5):
             assert (
-                _in_child(lambda: domain.synchronize(timeout=PATIENCE) and domain.barrier(PATIENCE))
+                in_child(lambda: domain.synchronize(timeout=PATIENCE) and domain.barrier(PATIENCE))
                 == 0
             )
     finally:
