@@ -55,7 +55,7 @@ from typing import Any, TypeVar
 from rcu._callbacks import CallbackEngine
 from rcu._debug import describe_holdouts
 from rcu._flavors import reader_class
-from rcu._reader import GracePeriodState, Reader
+from rcu._reader import UNREGISTERED, GracePeriodState, Reader
 from rcu._stats import DomainStatistics, LatencyWindow
 from rcu.errors import (
     DomainClosedError,
@@ -282,6 +282,7 @@ class Domain:
         reader.ctr = 0
         if reader.waiting:
             self._gp.signal()
+        reader._gp = UNREGISTERED  # a kept handle now fails instead of protecting nothing
         if exited and depth:
             warnings.warn(
                 ReaderExitWarning(

@@ -43,7 +43,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from typing import Self
 
-__all__ = ["GracePeriodState", "Reader"]
+__all__ = ["UNREGISTERED", "GracePeriodState", "Reader"]
 
 
 class GracePeriodState:
@@ -86,6 +86,35 @@ class GracePeriodState:
         """After fork: a fresh, unsignalled wake-up lock."""
         self._wakeup = threading.Lock()
         self._wakeup.acquire()
+
+
+class _Unregistered(GracePeriodState):
+    """What a reader record points to once its thread was unregistered.
+
+    Using a kept handle then fails loudly at its next outermost lock (the
+    only place the read side loads ``ctr``) instead of protecting nothing;
+    the fast path pays nothing for the check.
+    """
+
+    __slots__ = ()
+
+    def __init__(self) -> None:  # no counter, no wake-up lock
+        pass
+
+    @property
+    def ctr(self) -> int:  # type: ignore[override]
+        from rcu.errors import RcuError
+
+        raise RcuError(
+            "this reader handle belongs to an unregistered thread: "
+            "get a new one with domain.reader()"
+        )
+
+    def signal(self) -> None:
+        pass
+
+
+UNREGISTERED = _Unregistered()
 
 
 class Reader:

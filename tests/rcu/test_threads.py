@@ -104,3 +104,15 @@ def test_reader_handle_keeps_working_across_many_threads(domain: rcu.Domain) -> 
         assert domain.synchronize(timeout=PATIENCE)
     join(*threads)
     assert _registered(domain) == 0
+
+
+def test_a_handle_kept_after_unregister_fails_loudly(epoch_domain: rcu.Domain) -> None:
+    old = epoch_domain.reader()
+    epoch_domain.unregister_thread()
+    with pytest.raises(rcu.RcuError, match="unregistered thread"):
+        old.lock()
+    fresh = epoch_domain.reader()
+    assert fresh is not old
+    with fresh:
+        assert epoch_domain.in_read_section()
+    epoch_domain.unregister_thread()
