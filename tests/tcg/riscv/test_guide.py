@@ -3,25 +3,15 @@
 from __future__ import annotations
 
 import contextlib
-import re
-from pathlib import Path
 from typing import Any
 
 from tcg.riscv import Hart, Outcome, load_elf, translate
 from tcg.workloads import get
-
-GUIDE = Path(__file__).resolve().parents[3] / "docs" / "guide" / "riscv.md"
+from tests.docs_examples import run_example
 
 
 def example(name: str) -> dict[str, Any]:
-    text = GUIDE.read_text(encoding="utf-8")
-    match = re.search(
-        rf"<!-- example: {name} -->\s*```python\n(.*?)```\s*<!-- end example -->", text, re.S
-    )
-    assert match, f"example {name!r} not found in {GUIDE}"
-    namespace: dict[str, Any] = {}
-    exec(compile(match.group(1), str(GUIDE), "exec"), namespace)
-    return namespace
+    return run_example("guide/riscv.md", name)
 
 
 def test_quick_start_runs() -> None:
