@@ -59,7 +59,8 @@ class Reclaimable:
     __slots__ = ()
 
 
-_poisoned_classes: dict[type, type] = {}
+_poisoned_classes: dict[type, type] = {}  # class -> its poisoned subclass
+_poisoned: set[type] = set()  # the poisoned subclasses themselves
 
 
 def _poisoned_class(cls: type) -> type:
@@ -92,6 +93,7 @@ def _poisoned_class(cls: type) -> type:
                 },
             ),
         )
+        _poisoned.add(poisoned)
     return poisoned
 
 
@@ -99,7 +101,7 @@ def poison(obj: object) -> None:
     """Poison ``obj`` if it is a :class:`Reclaimable`; otherwise do nothing."""
     if isinstance(obj, Reclaimable):
         cls = type(obj)
-        if cls not in _poisoned_classes.values():
+        if cls not in _poisoned:  # poisoning twice changes nothing
             # A subclass with no new slots has the same layout: the
             # ``__class__`` assignment is allowed and atomic.
             obj.__class__ = _poisoned_class(cls)

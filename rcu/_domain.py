@@ -322,7 +322,7 @@ class Domain:
         with self._gp_cond:
             if self._closed:
                 raise DomainClosedError(f"{self.name!r} is closed")
-            target = self._completed + (2 if self._gp_active else 1)
+            target = self._target_locked()
         return self._wait_paused(target, deadline)
 
     def start_poll(self) -> int:
@@ -335,7 +335,7 @@ class Domain:
         with self._gp_cond:
             if self._closed:
                 raise DomainClosedError(f"{self.name!r} is closed")
-            target = self._completed + (2 if self._gp_active else 1)
+            target = self._target_locked()
         self._engine.request_grace_period(target)
         return target
 
@@ -378,7 +378,12 @@ class Domain:
     def _next_target(self) -> int:
         """The number of the first grace period that starts after this call."""
         with self._gp_cond:
-            return self._completed + (2 if self._gp_active else 1)
+            return self._target_locked()
+
+    def _target_locked(self) -> int:
+        # _gp_cond held. A grace period in progress may have begun before
+        # the caller's update: the caller needs the one after it.
+        return self._completed + (2 if self._gp_active else 1)
 
     def _wait_for(
         self, target: int, deadline: float | None, abort: Callable[[], bool] | None = None

@@ -126,7 +126,7 @@ class Reader:
     only on that thread.
     """
 
-    __slots__ = ("__weakref__", "_gp", "ctr", "depth", "thread", "waiting")
+    __slots__ = ("_gp", "ctr", "depth", "thread", "waiting")
 
     def __init__(self, gp: GracePeriodState, thread: threading.Thread) -> None:
         self._gp = gp

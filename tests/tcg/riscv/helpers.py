@@ -223,3 +223,16 @@ def at_least(n: int) -> settings:
     """The loaded Hypothesis profile's settings, with at least ``n`` examples."""
     profile = settings.default
     return settings(max_examples=max(n, profile.max_examples if profile else 0))
+
+
+class Recorder(Hart):
+    """A hart that records the stores its store hook sees."""
+
+    __slots__ = ("stores",)
+
+    def __init__(self, ram: bytearray) -> None:
+        super().__init__(ram)
+        self.stores: list[tuple[int, int]] = []
+
+    def on_store(self, addr: int, size: int) -> None:
+        self.stores.append((addr, size))

@@ -14,11 +14,11 @@ from dataclasses import dataclass
 from hypothesis import event, given
 from hypothesis import strategies as st
 
-from tcg.riscv import GuestFault, Hart, step, translate
+from tcg.riscv import GuestFault, step, translate
 from tcg.riscv.translate import LOOP_ITERATIONS
 
 from . import helpers as asm
-from .helpers import at_least
+from .helpers import Recorder, at_least
 
 RAM_SIZE = 1 << 16
 PAGE = 0x1000
@@ -96,17 +96,6 @@ def final_ops(body: st.SearchStrategy[int]) -> st.SearchStrategy[int]:
         st.builds(asm.jalr, st.integers(0, 31), src, st.integers(-2048, 2047)),
         body,  # no control transfer: the block ends at the limit, page or next word
     )
-
-
-class Recorder(Hart):
-    __slots__ = ("stores",)
-
-    def __init__(self, ram: bytearray) -> None:
-        super().__init__(ram)
-        self.stores: list[tuple[int, int]] = []
-
-    def on_store(self, addr: int, size: int) -> None:
-        self.stores.append((addr, size))
 
 
 @dataclass

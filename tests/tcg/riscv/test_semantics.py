@@ -14,7 +14,7 @@ import pytest
 from tcg.riscv import Exit, FaultReason, GuestFault, Hart, peek, step, translate
 
 from . import helpers as asm
-from .helpers import make_hart
+from .helpers import Recorder, make_hart
 
 BASE = 0x1000
 DATA = 0x2000
@@ -382,17 +382,6 @@ def test_misaligned_atomics_fault() -> None:
         with pytest.raises(GuestFault) as info:
             step(h)
         assert info.value.reason is reason
-
-
-class Recorder(Hart):
-    __slots__ = ("stores",)
-
-    def __init__(self, ram: bytearray) -> None:
-        super().__init__(ram)
-        self.stores: list[tuple[int, int]] = []
-
-    def on_store(self, addr: int, size: int) -> None:
-        self.stores.append((addr, size))
 
 
 @pytest.mark.parametrize("engine_name", sorted(ENGINES))
