@@ -70,6 +70,8 @@ PolicyFactory = Callable[[quiescent.World], RetirePolicy]
 POLICIES: dict[str, PolicyFactory] = {
     "rcu": lambda world: RcuRetire(flavor="epoch"),
     "rcu-qsbr": lambda world: RcuRetire(flavor="qsbr"),
+    "rcu-sync": lambda world: RcuRetire(deferred=False),
+    "rcu-batch": lambda world: RcuRetire(reserve=4),
     "flush": StopTheWorldFlush,
 }
 

@@ -71,6 +71,9 @@ class VcpuHooks:
 
 NO_HOOKS = VcpuHooks(_nothing, _nothing, _nothing)
 
+#: RcuRetire's default ``reserve``: regions kept free or being reclaimed.
+DEFAULT_RESERVE = 1
+
 
 @dataclass(frozen=True, slots=True)
 class PolicyStatistics:
@@ -240,11 +243,23 @@ class RcuRetire(_PolicyBase):
     reclaimed: when fewer remain it retires the oldest full region ahead of
     need, so a translator waits only if a grace period takes longer than
     filling ``reserve`` regions. Retired-but-not-reclaimed regions never
-    exceed ``reserve`` (at least one).
+    exceed ``reserve`` (at least one). With ``reserve > 1`` several
+    retirements can share one grace period: the domain's callback engine
+    batches the reclaims queued while a grace period is pending.
+
+    ``deferred=False`` is the unbatched variant (``synchronize_rcu`` per
+    update, named ``rcu-sync``): nothing is retired ahead of need, and each
+    retirement waits for a grace period of its own on the translator that
+    needs the space. It exists to measure what batching buys.
     """
 
     def __init__(
-        self, domain: rcu.Domain | None = None, *, flavor: str = "epoch", reserve: int = 1
+        self,
+        domain: rcu.Domain | None = None,
+        *,
+        flavor: str = "epoch",
+        reserve: int = DEFAULT_RESERVE,
+        deferred: bool = True,
     ) -> None:
         if domain is not None and not isinstance(domain, rcu.Domain):
             raise TypeError(f"domain must be an rcu.Domain or None, not {type(domain).__name__}")
@@ -252,23 +267,29 @@ class RcuRetire(_PolicyBase):
             raise TypeError(f"reserve must be an int, not {type(reserve).__name__}")
         if reserve < 1:
             raise ValueError(f"reserve must be >= 1, not {reserve}")
+        if not isinstance(deferred, bool):
+            raise TypeError(f"deferred must be a bool, not {type(deferred).__name__}")
         super().__init__()
         self._owns_domain = domain is None
         if domain is None:
             domain = rcu.Domain(flavor, name=f"tcg-rcu-{flavor}")
         self.domain = domain
         self.name = "rcu" if self.domain.flavor == "epoch" else f"rcu-{self.domain.flavor}"
+        if not deferred:
+            self.name += "-sync"
         self.reserve = reserve
+        self.deferred = deferred
         self._retirements = 0
         self._reclaims = 0
         self._in_flight = 0  # regions retired, reclaim pending (guarded by _lock)
 
     def on_full(self) -> object:
-        self._retire(force=True)
+        if self.deferred:
+            self._retire(force=True)
         return None
 
     def on_region_start(self, free_regions: int) -> None:
-        if free_regions < self.reserve:
+        if self.deferred and free_regions < self.reserve:
             self._retire(force=False)
 
     def _retire(self, *, force: bool) -> None:

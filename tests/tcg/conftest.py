@@ -17,7 +17,7 @@ def world() -> quiescent.World:
     return quiescent.World(name="test-world")
 
 
-@pytest.fixture(params=["flush", "rcu", "rcu-qsbr"])
+@pytest.fixture(params=["flush", "rcu", "rcu-qsbr", "rcu-sync", "rcu-batch"])
 def policy(request: pytest.FixtureRequest, world: quiescent.World) -> Iterator[RetirePolicy]:
     """Each shipped policy in turn (closed after the test)."""
     made: RetirePolicy
@@ -25,6 +25,10 @@ def policy(request: pytest.FixtureRequest, world: quiescent.World) -> Iterator[R
         made = StopTheWorldFlush(world)
     elif request.param == "rcu":
         made = RcuRetire(rcu.Domain(stall_timeout=None))
+    elif request.param == "rcu-sync":
+        made = RcuRetire(rcu.Domain(stall_timeout=None), deferred=False)
+    elif request.param == "rcu-batch":
+        made = RcuRetire(rcu.Domain(stall_timeout=None), reserve=4)
     else:
         made = RcuRetire(rcu.Domain("qsbr", stall_timeout=None))
     yield made

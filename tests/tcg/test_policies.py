@@ -196,3 +196,30 @@ def test_wait_for_space_never_reclaims_a_region_a_reader_still_holds(flavor: str
     assert not waiter.is_alive()
     assert buffer.generations[held.region] == held.generation + 1
     policy.close()
+
+
+@pytest.mark.timeout(60)
+def test_rcu_sync_retires_only_when_a_translator_needs_space(world: quiescent.World) -> None:
+    domain = rcu.Domain(stall_timeout=None)
+    policy = RcuRetire(domain, deferred=False)
+    assert policy.name == "rcu-sync"
+    try:
+        buffer = TranslationBuffer(12 * 1024, 6, policy)
+        result = Driver(buffer, world, vcpus=3, translators=1, steps=4000, seed=5).run()
+    finally:
+        policy.close()
+        domain.close()
+    assert not result.errors, result.errors
+    assert result.violations == []
+    stats = policy.statistics()
+    # Nothing retired ahead of need: every retirement happens in a translator's
+    # wait, reclaimed on that translator after a grace period of its own.
+    assert 0 < stats.retirements == stats.reclaims <= stats.translator_waits, stats
+    assert stats.gp_latency is not None
+    assert stats.gp_latency.count >= stats.retirements
+    assert domain.statistics().callbacks_invoked == 0  # no call_rcu at all
+
+
+def test_rcu_retire_rejects_a_non_bool_deferred() -> None:
+    with pytest.raises(TypeError, match="deferred"):
+        RcuRetire(deferred=1)  # type: ignore[arg-type]
