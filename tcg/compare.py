@@ -343,15 +343,19 @@ class _Probe:
         self.inner.close()
 
     def pauses(self, stops_world: bool) -> dict[int, list[tuple[float, float]]]:
-        """Per vCPU, the intervals outside guest code that the policy caused."""
+        """Per vCPU, the intervals outside guest code that the policy caused.
+
+        A vCPU's own wait for space counts whole (from leaving guest code to
+        entering it again). Under a policy that stops the world, another
+        vCPU's time outside guest code counts only where it overlaps some
+        translator's wait: a vCPU that was sleeping in a host call when a
+        flush began was not stopped for the rest of its sleep.
+        """
         with self._lock:
             waits = sorted(self.waits)
             gaps = {v: list(g) for v, g in self.gaps.items()}
-        starts = [w[0] for w in waits]
-        # Wait intervals can nest across vCPUs: the latest end up to each start.
-        reach: list[float] = []
-        for w in waits:
-            reach.append(max(w[1], reach[-1]) if reach else w[1])
+        busy = _union([(start, end) for start, end, _ in waits])
+        busy_starts = [a for a, _ in busy]
         own: dict[int, list[tuple[float, float]]] = {}
         for start, end, vcpu in waits:
             own.setdefault(vcpu, []).append((start, end))
@@ -359,11 +363,12 @@ class _Probe:
         for vcpu, intervals in gaps.items():
             mine = own.get(vcpu, [])
             mine_starts = [w[0] for w in mine]
-            counted = []
+            counted: list[tuple[float, float]] = []
             for a, b in intervals:
-                caused = _contains_one(mine, mine_starts, a, b)
-                if caused or (stops_world and _overlaps(starts, reach, a, b)):
+                if _contains_one(mine, mine_starts, a, b):
                     counted.append((a, b))
+                elif stops_world:
+                    counted.extend(_clip(busy, busy_starts, a, b))
             result[vcpu] = counted
         return result
 
@@ -376,10 +381,29 @@ def _contains_one(
     return i < len(waits) and waits[i][0] <= b
 
 
-def _overlaps(starts: list[float], reach: list[float], a: float, b: float) -> bool:
-    """Does any wait interval overlap ``[a, b]``? (``reach``: running max of ends)."""
-    i = bisect.bisect_right(starts, b)  # waits that start no later than b
-    return i > 0 and reach[i - 1] >= a
+def _union(intervals: Sequence[tuple[float, float]]) -> list[tuple[float, float]]:
+    """Sorted, overlapping intervals merged into disjoint ones."""
+    merged: list[tuple[float, float]] = []
+    for a, b in sorted(intervals):
+        if merged and a <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], b))
+        else:
+            merged.append((a, b))
+    return merged
+
+
+def _clip(
+    busy: list[tuple[float, float]], starts: list[float], a: float, b: float
+) -> list[tuple[float, float]]:
+    """The parts of ``[a, b]`` inside the disjoint, sorted ``busy`` intervals."""
+    i = max(0, bisect.bisect_right(starts, a) - 1)
+    parts = []
+    while i < len(busy) and busy[i][0] <= b:
+        lo, hi = max(a, busy[i][0]), min(b, busy[i][1])
+        if lo < hi:
+            parts.append((lo, hi))
+        i += 1
+    return parts
 
 
 # ----------------------------------------------------------------------
@@ -624,6 +648,7 @@ def machine_info() -> Json:
         "python": platform.python_version(),
         "implementation": platform.python_implementation(),
         "gil": getattr(sys, "_is_gil_enabled", lambda: True)(),
+        "switch_interval_ms": sys.getswitchinterval() * 1e3,
         "platform": platform.platform(),
         "processor": platform.machine(),
         "cpu_count": os.cpu_count(),

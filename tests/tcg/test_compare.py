@@ -223,3 +223,21 @@ def test_stall_scenario_compares_host_calls_inside_and_outside(tmp_path: Path) -
     inside = cells["inside"]["time_to_quiesce_ms"]["max"]
     outside = cells["outside"]["time_to_quiesce_ms"]["max"]
     assert inside >= 50.0 > outside, (inside, outside)
+
+
+def test_a_flush_counts_only_the_part_of_a_sleep_it_overlapped() -> None:
+    import quiescent
+    from tcg.compare import _Probe
+    from tcg.policies import StopTheWorldFlush
+
+    probe = _Probe(StopTheWorldFlush(quiescent.World(name="probe")))
+    # vCPU 0 sleeps 100 ms outside guest code; vCPU 1 waits 2 ms for a flush
+    # in the middle of it, and another 1 ms wait starts before the first ends.
+    probe.gaps = {0: [(0.0, 0.100)], 1: [(0.050, 0.060)], 2: [(0.200, 0.300)]}
+    probe.waits = [(0.050, 0.052, 1), (0.051, 0.053, 1)]
+    pauses = probe.pauses(stops_world=True)
+    assert pauses[0] == [(0.050, 0.053)]  # the flush, not the sleep
+    assert pauses[1] == [(0.050, 0.060)]  # its own wait counts whole
+    assert pauses[2] == []  # nothing overlapped
+    # A policy that does not stop the world stops nobody else.
+    assert probe.pauses(stops_world=False) == {0: [], 1: [(0.050, 0.060)], 2: []}
