@@ -305,7 +305,13 @@ def table_rows(doc: Json) -> tuple[list[str], list[list[str]]]:
 # ----------------------------------------------------------------------
 # Plots
 
-_COLORS = {"rcu": "tab:blue", "rcu-qsbr": "tab:green", "flush": "tab:red"}
+_COLORS = {
+    "rcu": "tab:blue",
+    "rcu-qsbr": "tab:green",
+    "rcu-sync": "tab:cyan",
+    "rcu-batch": "tab:purple",
+    "flush": "tab:red",
+}
 _EXTRA = ["tab:purple", "tab:orange", "tab:brown", "tab:pink", "tab:gray", "tab:olive"]
 
 
