@@ -176,6 +176,9 @@ class StopTheWorldFlush(_PolicyBase):
     Coalescing (QEMU's ``tb_flush_count``): a full buffer hands out the
     current flush count as its token; a flush runs only if the count has
     not moved since, so N vCPUs that hit the same full buffer cause one flush.
+    Beyond QEMU, only the first of them stops the world: the others wait for
+    its flush instead of each taking an exclusive section that would find the
+    count moved and do nothing (every exclusive section stops every vCPU).
     """
 
     name = "flush"
@@ -185,7 +188,9 @@ class StopTheWorldFlush(_PolicyBase):
             raise TypeError(f"world must be a quiescent.World, not {type(world).__name__}")
         super().__init__()
         self.world = world
-        self._flushes = 0  # written only inside exclusive sections
+        self._flushes = 0  # written only inside exclusive sections, under _lock
+        self._requested: object = None  # the token being flushed for (under _lock)
+        self._flushed = threading.Condition(self._lock)  # _requested was cleared
         self._pauses = LatencyWindow()
 
     def on_full(self) -> object:
@@ -193,15 +198,31 @@ class StopTheWorldFlush(_PolicyBase):
 
     def wait_for_space(self, token: object) -> None:
         start = time.perf_counter_ns()
-        cpu = self.world.current()
-        if cpu is not None:
-            # The vCPU's own thread, outside running(): queue the flush as
-            # safe work and process it now (async_safe_run_on_cpu).
-            cpu.run_safe(self._flush, token, start)
-            cpu.process_work()
-        else:
-            with self.world.exclusive():
-                self._flush(token, start)
+        with self._lock:
+            # Check and claim under one lock: exactly one waiter per token
+            # stops the world; the rest sleep until its section has ended.
+            leader = token == self._flushes and self._requested != token
+            if leader:
+                self._requested = token
+            else:
+                while self._requested == token:
+                    self._flushed.wait()
+        if leader:
+            try:
+                cpu = self.world.current()
+                if cpu is not None:
+                    # The vCPU's own thread, outside running(): queue the
+                    # flush as safe work and process it now
+                    # (async_safe_run_on_cpu).
+                    cpu.run_safe(self._flush, token, start)
+                    cpu.process_work()
+                else:
+                    with self.world.exclusive():
+                        self._flush(token, start)
+            finally:
+                with self._lock:
+                    self._requested = None
+                    self._flushed.notify_all()
         self._waited(start)
 
     def _flush(self, token: object, requested_ns: int) -> None:
@@ -209,7 +230,8 @@ class StopTheWorldFlush(_PolicyBase):
         if token != self._flushes:
             return  # someone flushed since this request was made
         self.buffer.flush()
-        self._flushes += 1
+        with self._lock:
+            self._flushes += 1
         self._pauses.add(time.perf_counter_ns() - requested_ns)
 
     def vcpu_hooks(self) -> VcpuHooks:

@@ -74,6 +74,8 @@ def test_concurrent_full_events_coalesce_into_one_flush(world: quiescent.World) 
     assert stats.translator_waits == 8
     assert stats.pause.count == 1
     assert buffer.statistics().tbs == 0
+    # Only one of the eight stopped the world; the others waited for its flush.
+    assert world.statistics().exclusive_sections == 1
 
 
 @pytest.mark.timeout(60)
