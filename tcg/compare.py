@@ -346,10 +346,12 @@ class _Probe:
         """Per vCPU, the intervals outside guest code that the policy caused.
 
         A vCPU's own wait for space counts whole (from leaving guest code to
-        entering it again). Under a policy that stops the world, another
-        vCPU's time outside guest code counts only where it overlaps some
-        translator's wait: a vCPU that was sleeping in a host call when a
-        flush began was not stopped for the rest of its sleep.
+        entering it again). Under a policy that stops the world, a vCPU's
+        time outside guest code while some translator waited counts once per
+        such wait: the span of that time clipped to the wait. A vCPU that was
+        asleep in a host call when a flush began was not stopped for the rest
+        of its sleep, and one that left guest code many times during a flush
+        (a spinning hart exits at every ``fence``) was stopped once.
         """
         with self._lock:
             waits = sorted(self.waits)
@@ -364,12 +366,15 @@ class _Probe:
             mine = own.get(vcpu, [])
             mine_starts = [w[0] for w in mine]
             counted: list[tuple[float, float]] = []
+            stopped: dict[int, tuple[float, float]] = {}  # busy interval -> span
             for a, b in intervals:
                 if _contains_one(mine, mine_starts, a, b):
                     counted.append((a, b))
                 elif stops_world:
-                    counted.extend(_clip(busy, busy_starts, a, b))
-            result[vcpu] = counted
+                    for i, lo, hi in _clip(busy, busy_starts, a, b):
+                        first, last = stopped.get(i, (lo, hi))
+                        stopped[i] = (min(first, lo), max(last, hi))
+            result[vcpu] = sorted(counted + list(stopped.values()))
         return result
 
 
@@ -394,14 +399,14 @@ def _union(intervals: Sequence[tuple[float, float]]) -> list[tuple[float, float]
 
 def _clip(
     busy: list[tuple[float, float]], starts: list[float], a: float, b: float
-) -> list[tuple[float, float]]:
-    """The parts of ``[a, b]`` inside the disjoint, sorted ``busy`` intervals."""
+) -> list[tuple[int, float, float]]:
+    """The parts of ``[a, b]`` inside the disjoint, sorted ``busy`` intervals, by index."""
     i = max(0, bisect.bisect_right(starts, a) - 1)
     parts = []
     while i < len(busy) and busy[i][0] <= b:
         lo, hi = max(a, busy[i][0]), min(b, busy[i][1])
         if lo < hi:
-            parts.append((lo, hi))
+            parts.append((i, lo, hi))
         i += 1
     return parts
 

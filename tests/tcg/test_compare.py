@@ -233,11 +233,18 @@ def test_a_flush_counts_only_the_part_of_a_sleep_it_overlapped() -> None:
     probe = _Probe(StopTheWorldFlush(quiescent.World(name="probe")))
     # vCPU 0 sleeps 100 ms outside guest code; vCPU 1 waits 2 ms for a flush
     # in the middle of it, and another 1 ms wait starts before the first ends.
-    probe.gaps = {0: [(0.0, 0.100)], 1: [(0.050, 0.060)], 2: [(0.200, 0.300)]}
+    # vCPU 3 spins, leaving guest code many times during the same wait: once.
+    probe.gaps = {
+        0: [(0.0, 0.100)],
+        1: [(0.050, 0.060)],
+        2: [(0.200, 0.300)],
+        3: [(0.0505, 0.0507), (0.0508, 0.0510), (0.0512, 0.0520)],
+    }
     probe.waits = [(0.050, 0.052, 1), (0.051, 0.053, 1)]
     pauses = probe.pauses(stops_world=True)
     assert pauses[0] == [(0.050, 0.053)]  # the flush, not the sleep
     assert pauses[1] == [(0.050, 0.060)]  # its own wait counts whole
     assert pauses[2] == []  # nothing overlapped
+    assert pauses[3] == [(0.0505, 0.0520)]
     # A policy that does not stop the world stops nobody else.
-    assert probe.pauses(stops_world=False) == {0: [], 1: [(0.050, 0.060)], 2: []}
+    assert probe.pauses(stops_world=False) == {0: [], 1: [(0.050, 0.060)], 2: [], 3: []}
