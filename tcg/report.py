@@ -38,6 +38,7 @@ __all__ = [
     "plot_pause_timeline",
     "plot_throughput",
     "pressure_cells",
+    "representative",
     "stall_sentence",
     "stall_table_rows",
     "table_rows",
