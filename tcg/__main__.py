@@ -12,7 +12,8 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from tcg.machine import POLICIES, Machine, MachineError, MachineResult
+from tcg.engines import DEFAULT_ENGINE, ENGINES, engine_available, make_machine
+from tcg.machine import POLICIES, MachineError, MachineResult
 from tcg.riscv.errors import LoaderError
 
 EXIT_FAULT = 70  # EX_SOFTWARE
@@ -52,6 +53,12 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--max-instructions", type=_positive_int, default=None, help="stop after this many"
     )
+    run.add_argument(
+        "--engine",
+        choices=list(ENGINES),
+        default=DEFAULT_ENGINE,
+        help=f"emulator: {', '.join(ENGINES)} (default {DEFAULT_ENGINE}; tinyrv must be installed)",
+    )
     run.add_argument("--stats", action="store_true", help="print statistics to stderr")
     return top
 
@@ -80,9 +87,14 @@ def _print_stats(result: MachineResult) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit status."""
-    args = parser().parse_args(argv)
+    cli = parser()
+    args = cli.parse_args(argv)
+    missing = engine_available(args.engine)
+    if missing is not None:
+        cli.error(missing)  # exits with status 2
     try:
-        machine = Machine(
+        machine = make_machine(
+            args.engine,
             args.program,
             vcpus=args.vcpus,
             policy=args.policy,

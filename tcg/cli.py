@@ -30,6 +30,7 @@ from tcg.compare import (
     resolve_workload,
     run_comparison,
 )
+from tcg.engines import DEFAULT_ENGINE, ENGINES, engine_available
 from tcg.report import failures, table_rows, verdict
 
 __all__ = ["DEFAULTS", "STALL_DEFAULTS", "main", "parser"]
@@ -141,6 +142,11 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--regions", type=_positive_int, default=8, help="buffer regions (default 8)")
     p.add_argument(
+        "--engine", choices=list(ENGINES), default=DEFAULT_ENGINE,
+        help="the emulator: tcg (ours) or tinyrv (pip install --no-deps tinyrv) "
+        "(default %(default)s)",
+    )  # fmt: skip
+    p.add_argument(
         "--workload",
         action="append",
         type=_list_of(str, "workloads"),
@@ -216,6 +222,9 @@ def settings_from(args: argparse.Namespace, p: argparse.ArgumentParser) -> Setti
             import matplotlib  # noqa: F401
         except ImportError:
             p.error("--report needs matplotlib: pip install 'rcu-quiescent[compare]'")
+    missing = engine_available(args.engine)
+    if missing is not None:
+        p.error(f"--engine: {missing}")
     seconds = args.seconds
     if seconds is None and args.instructions is None:
         seconds = d["seconds"]
@@ -233,6 +242,7 @@ def settings_from(args: argparse.Namespace, p: argparse.ArgumentParser) -> Setti
             jobs=args.jobs,
             expect=expect,
             scenario=args.scenario,
+            engine=args.engine,
         )
     except ValueError as exc:
         p.error(str(exc))

@@ -74,6 +74,7 @@ from typing import Any, Literal
 import quiescent
 from tcg.block import TranslationBlock
 from tcg.buffer import TranslationBuffer
+from tcg.engines import DEFAULT_ENGINE, ENGINES, engine_available, make_machine
 from tcg.machine import POLICIES, Machine, MachineError, MachineResult, make_policy
 from tcg.policies import PolicyStatistics, RetirePolicy, VcpuHooks
 from tcg.riscv.errors import LoaderError
@@ -121,6 +122,7 @@ class Cell:
     ``host_calls`` is where the machine runs blocking host calls
     (:class:`tcg.machine.Machine`): ``"outside"`` guest code, the right way,
     or ``"inside"``, the naive way the ``stall`` scenario compares it with.
+    ``engine`` names the emulator (:data:`tcg.engines.ENGINES`).
     """
 
     policy: str
@@ -128,6 +130,7 @@ class Cell:
     buffer_kb: float
     workload: str
     host_calls: HostCalls = "outside"
+    engine: str = DEFAULT_ENGINE
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,6 +155,8 @@ class Settings:
     expect: dict[str, str] = field(default_factory=dict)
     baseline_kb: float = BASELINE_KB
     scenario: str = "pressure"
+    #: The emulator every cell runs on (:data:`tcg.engines.ENGINES`).
+    engine: str = DEFAULT_ENGINE
 
     def __post_init__(self) -> None:
         for name in ("policies", "vcpus", "buffer_kb", "workloads"):
@@ -173,6 +178,10 @@ class Settings:
             raise ValueError(
                 f"unknown scenario {self.scenario!r}: expected one of {', '.join(SCENARIOS)}"
             )
+        if self.engine not in ENGINES:
+            raise ValueError(
+                f"unknown engine {self.engine!r}: expected one of {', '.join(ENGINES)}"
+            )
 
     def cells(self) -> list[Cell]:
         """The grid, in report order: workload, policy, vCPUs, buffer size.
@@ -184,7 +193,7 @@ class Settings:
             ("inside", "outside") if self.scenario == "stall" else ("outside",)
         )
         return [
-            Cell(policy, vcpus, kb, workload, host_calls)
+            Cell(policy, vcpus, kb, workload, host_calls, self.engine)
             for workload in self.workloads
             for policy in self.policies
             for vcpus in self.vcpus
@@ -199,7 +208,7 @@ class Settings:
         policy, not the price of its read side (which the MIPS column shows).
         """
         return [
-            Cell(policy, vcpus, self.baseline_kb, workload)
+            Cell(policy, vcpus, self.baseline_kb, workload, engine=self.engine)
             for workload in self.workloads
             for policy in self.policies
             for vcpus in self.vcpus
@@ -450,7 +459,8 @@ def _run_once(
         probes.append(probe)
         return probe
 
-    machine = Machine(
+    machine = make_machine(
+        cell.engine,
         program.path,
         vcpus=cell.vcpus,
         policy=factory,
@@ -568,6 +578,7 @@ def run_cell(
         "buffer_kb": cell.buffer_kb,
         "workload": cell.workload,
         "host_calls": cell.host_calls,
+        "engine": cell.engine,
     }
     if not runs:
         return out | _empty(error)
@@ -681,6 +692,9 @@ def run_comparison(settings: Settings, progress: Progress | None = None) -> Json
         resolve_workload(workload, settings.expect.get(workload))
     for policy in settings.policies:
         check_policy(policy)
+    missing = engine_available(settings.engine)
+    if missing is not None:
+        raise MachineError(missing)
     cells = settings.cells()
     baselines = settings.baselines()
     tasks = baselines + cells
@@ -727,7 +741,7 @@ def run_comparison(settings: Settings, progress: Progress | None = None) -> Json
     return {
         "version": JSON_VERSION,
         "scenario": settings.scenario,
-        "machine": machine_info(),
+        "machine": machine_info() | {"engine": settings.engine},
         "config": config | {"wall_seconds": elapsed},
         "baselines": [
             {key: base[c.policy, c.workload, c.vcpus][key] for key in _BASELINE_KEYS}

@@ -33,6 +33,15 @@ overlap, because an exclusive section runs while no hart is in guest code.
 
 Lock order: exclusive section -> ``_reservation_lock`` -> buffer lock;
 ``_output_lock`` is a leaf.
+
+Other engines
+-------------
+The cpu loop, the policy and world wiring, the special-instruction protocol and
+the statistics do not depend on how a block is produced or run. A subclass
+plugs another engine in by overriding four methods: :meth:`Machine._new_hart`
+(the per-vCPU state, an :class:`EngineHart`), :meth:`Machine._generate` (a
+block's function, guest end and host bytes), :meth:`Machine._is_host_call` and
+:meth:`Machine._run_special`. :mod:`tcg.adapters.tinyrv` is one.
 """
 
 from __future__ import annotations
@@ -43,10 +52,10 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import BinaryIO, Literal
+from typing import BinaryIO, Literal, Protocol, cast
 
 import quiescent
-from tcg.block import TranslationBlock, UseAfterReclaimError
+from tcg.block import BlockFunction, TranslationBlock, UseAfterReclaimError
 from tcg.buffer import BufferFullError, BufferStatistics, TranslationBuffer
 from tcg.policies import PolicyStatistics, RcuRetire, RetirePolicy, StopTheWorldFlush
 from tcg.riscv.decode import decode
@@ -57,7 +66,14 @@ from tcg.riscv.interp import Exit, fetch, step
 from tcg.riscv.syscalls import SYS_NANOSLEEP, Outcome, syscall
 from tcg.riscv.translate import DEFAULT_MAX_INSNS, translate
 
-__all__ = ["POLICIES", "Machine", "MachineError", "MachineResult", "make_policy"]
+__all__ = [
+    "POLICIES",
+    "EngineHart",
+    "Machine",
+    "MachineError",
+    "MachineResult",
+    "make_policy",
+]
 
 ECALL = 0x00000073
 
@@ -135,6 +151,23 @@ class MachineResult:
         return self.instructions / self.seconds / 1e6 if self.seconds > 0 else 0.0
 
 
+class EngineHart(Protocol):
+    """What the cpu loop needs of a vCPU's state, whatever the engine.
+
+    ``pc``, ``instret`` and ``reservation`` (the LR-reserved address or
+    None) belong to the hart's thread, except that another hart's store may
+    clear ``reservation`` under the machine's reservation lock.
+    """
+
+    hart_id: int
+    pc: int
+    instret: int
+    reservation: int | None
+
+    def reset(self, entry: int, n_harts: int) -> None:
+        """Set the ABI's start state (pc, a0 = hart id, a1 = harts, sp)."""
+
+
 class _MachineHart(Hart):
     """A hart whose store hook reports to its machine."""
 
@@ -148,8 +181,8 @@ class _MachineHart(Hart):
         self.machine._on_store(addr, size)
 
 
-def _special(h: Hart) -> int:
-    """Stands for an instruction the interpreter runs (its TB has no code of its own)."""
+def special_block(h: object) -> int:
+    """Stands for an instruction run outside guest code (its TB has no code of its own)."""
     raise AssertionError("special blocks are never called")
 
 
@@ -217,7 +250,7 @@ class Machine:
         self.policy = make_policy(policy, self.world)
         self.watch = bytearray(len(self.ram) // PAGE_SIZE)
         self.buffer = TranslationBuffer(capacity, regions, self.policy, watch=self.watch)
-        self.harts = [_MachineHart(self, self.ram, i, self.watch) for i in range(vcpus)]
+        self.harts: list[EngineHart] = [self._new_hart(i) for i in range(vcpus)]
         for h in self.harts:
             h.reset(self.entry, vcpus)
         self._echo = echo
@@ -234,6 +267,10 @@ class Machine:
         self._error: BaseException | None = None
         self._state_lock = threading.Lock()  # guards the six fields above
         self._ran = False
+
+    def _new_hart(self, hart_id: int) -> EngineHart:
+        """The state of vCPU ``hart_id`` (an engine's override returns its own)."""
+        return _MachineHart(self, self.ram, hart_id, self.watch)
 
     # ------------------------------------------------------------------
     # Running
@@ -314,7 +351,7 @@ class Machine:
             with contextlib.suppress(quiescent.QuiescentError):
                 cpu.run_async(_nothing)
 
-    def _hart_main(self, h: _MachineHart) -> None:
+    def _hart_main(self, h: EngineHart) -> None:
         cpu = self.world.register(name=f"hart{h.hart_id}")
         hooks = self.policy.vcpu_hooks()
         cache = self.buffer.new_jump_cache()
@@ -340,7 +377,7 @@ class Machine:
 
     def _cpu_loop(
         self,
-        h: _MachineHart,
+        h: EngineHart,
         cpu: quiescent.Vcpu,
         enter: Callable[[], None],
         leave: Callable[[], None],
@@ -367,13 +404,12 @@ class Machine:
                                 token, full = exc.token, True
                                 break
                         fn = tb.fn
-                        if fn is _special:
+                        if fn is special_block:
                             if inside and self._is_host_call(h, pc):
                                 # The naive way: block with the read side
                                 # held (a stalled vCPU, for comparison).
                                 h.pc = pc
-                                step(h)
-                                self._syscall(h)
+                                self._run_special(h)
                                 pc = h.pc
                                 continue
                             special = True
@@ -410,14 +446,7 @@ class Machine:
             # Snapshot the guest bytes first: if another hart rewrites them
             # while this one translates, the check below catches it.
             before = bytes(ram[pc : pc + 4 * max_insns])
-            code = translate(ram, pc, max_insns=max_insns)
-            fn: Callable[[Hart], int]
-            if code.n_insns == 0:
-                # A special instruction: its "host code" is the word the
-                # interpreter will run.
-                fn, end, host = _special, pc + 4, before[:4] or b"\0"
-            else:
-                fn, end, host = code.fn, code.end, code.code_bytes
+            fn, end, host = self._generate(pc, max_insns)
             try:
                 tb = self.buffer.add(pc, end, fn, host)
             except ValueError:
@@ -433,23 +462,38 @@ class Machine:
                 return tb
             self.buffer.invalidate(pc, end)  # rewritten meanwhile: translate again
 
+    def _generate(self, pc: int, max_insns: int) -> tuple[BlockFunction, int, bytes]:
+        """The code of the block at ``pc``: its function, guest end and host bytes.
+
+        A special instruction gets :func:`special_block` as its function (the cpu
+        loop leaves guest code and calls :meth:`_run_special` for it).
+        """
+        code = translate(self.ram, pc, max_insns=max_insns)
+        if code.n_insns == 0:
+            # A special instruction: its "host code" is the word the
+            # interpreter will run.
+            return special_block, pc + 4, bytes(self.ram[pc : pc + 4]) or b"\0"
+        return code.fn, code.end, code.code_bytes
+
     # ------------------------------------------------------------------
     # Special instructions, system calls, stores
 
-    def _is_host_call(self, h: _MachineHart, pc: int) -> bool:
+    def _is_host_call(self, h: EngineHart, pc: int) -> bool:
         """Is the instruction at ``pc`` an ``ecall`` of a blocking host call?"""
-        return fetch(h, pc) == ECALL and h.x[17] == SYS_NANOSLEEP
+        hart = cast(_MachineHart, h)
+        return fetch(hart, pc) == ECALL and hart.x[17] == SYS_NANOSLEEP
 
-    def _run_special(self, h: _MachineHart) -> bool:
+    def _run_special(self, h: EngineHart) -> bool:
         """Run the instruction at ``h.pc`` outside guest code; False once the hart exited."""
-        insn = decode(fetch(h, h.pc))
+        hart = cast(_MachineHart, h)
+        insn = decode(fetch(hart, hart.pc))
         if insn.is_atomic:
             with self.world.exclusive():
-                step(h)
+                step(hart)
                 self._update_reservations()
             return True
-        if step(h) is Exit.ECALL:
-            return self._syscall(h)
+        if step(hart) is Exit.ECALL:
+            return self._syscall(hart)
         return True
 
     def _on_store(self, addr: int, size: int) -> None:
@@ -475,7 +519,7 @@ class Machine:
                 self.buffer.mark_page(page, RESERVED, page in pages)
             self._reserved_pages = pages
 
-    def _syscall(self, h: _MachineHart) -> bool:
+    def _syscall(self, h: Hart) -> bool:
         """Perform the ``ecall`` that ``h`` just stepped over; False once the hart exited."""
         outcome, code = syscall(h, self._write)
         if outcome is Outcome.CONTINUE:
