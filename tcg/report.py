@@ -355,7 +355,10 @@ def plot_pause_timeline(doc: Json, path: Path) -> None:
     plt = _pyplot()
     cells = representative(doc)
     policies = [c["policy"] for c in cells]
-    fig, axes = plt.subplots(len(cells), 1, figsize=(10, 1.2 + 1.1 * len(cells)), squeeze=False)
+    # Each panel gets room for its rows: 1.1 in. up to 4 vCPUs, more beyond.
+    rows = max(c["vcpus"] for c in cells)
+    panel = 1.1 * max(1.0, rows / 4)
+    fig, axes = plt.subplots(len(cells), 1, figsize=(10, 1.2 + panel * len(cells)), squeeze=False)
     end = max([c["seconds"] for c in cells] + [1e-3])
     for ax, c in zip(axes[:, 0], cells, strict=True):
         color = _color(c["policy"], policies)
@@ -523,9 +526,10 @@ PLOTS: list[tuple[str, Any, str]] = [
         plot_pause_timeline,
         "For one run per policy (the most vCPUs, the smallest buffer), the intervals each "
         "vCPU spent outside guest code because of the policy: its own waits for translation "
-        "space, and, for a policy that stops the world, any interval that overlapped another "
-        "vCPU's wait (stopped for the flush). System calls and atomic steps alone are left "
-        "out. Only the first intervals of each vCPU are kept in the JSON.",
+        "space, and, for a policy that stops the world, its time outside guest code during "
+        "another vCPU's wait, clipped to that wait (stopped for the flush). System calls and "
+        "atomic steps alone are left out. Only the first intervals of each vCPU are kept in "
+        "the JSON.",
     ),
     (
         "memory.png",
