@@ -12,11 +12,12 @@ from __future__ import annotations
 
 from quiescent._stats import Percentiles, WorldStatistics
 from quiescent._world import Vcpu, World
-from quiescent.errors import QuiescentError, QuiescentStallWarning
+from quiescent.errors import QuiescentError, QuiescentExitWarning, QuiescentStallWarning
 
 __all__ = [
     "Percentiles",
     "QuiescentError",
+    "QuiescentExitWarning",
     "QuiescentStallWarning",
     "Vcpu",
     "World",

@@ -77,7 +77,7 @@ from typing import Any
 
 from quiescent._stats import LatencyWindow, WorldStatistics
 from quiescent._work import ASYNC, SAFE, SYNC, ErrorHandler, WorkItem, WorkQueue, print_error
-from quiescent.errors import QuiescentError, QuiescentStallWarning
+from quiescent.errors import QuiescentError, QuiescentExitWarning, QuiescentStallWarning
 
 __all__ = ["Vcpu", "World"]
 
@@ -118,6 +118,16 @@ class _ThreadSlot:
 
     def __init__(self, cpu: Vcpu) -> None:
         self.cpu = cpu
+
+
+class _SectionSlot:
+    """Lives in the world's thread-local storage while its thread holds a section.
+
+    If the thread exits without ``end_exclusive()``, the slot dies with it
+    and its weakref callback ends the section (see ``World._watch_owner``).
+    """
+
+    __slots__ = ("__weakref__",)
 
 
 class _Running:
@@ -420,6 +430,9 @@ class World:
         self._owner: int | None = None
         self._depth = 0  # the owner's nesting count
         self._started_ns = 0  # written by the owner only
+        # The owner's section slot, to end a section whose thread died in it
+        # (written under _lock; see _watch_owner).
+        self._owner_watch: weakref.ref[_SectionSlot] | None = None
         self._local = threading.local()
         self._exclusive = _Exclusive(self, None)
         # Under _lock:
@@ -616,6 +629,50 @@ class World:
             raise
         self._started_ns = start
         self._quiesce_window.add(_perf_ns() - start)
+        self._watch_owner()
+
+    def _watch_owner(self) -> None:
+        """End this section on its owner's behalf if the owner's thread exits in it.
+
+        The slot lives in this thread's local storage; when the thread dies
+        the slot is collected and the callback runs. ``_owner_watch`` tells a
+        live watch from one that ``end_exclusive`` dropped (dropping the slot
+        runs the callback too).
+        """
+        slot = _SectionSlot()
+        world = weakref.ref(self)
+        owner = _get_ident()
+
+        def on_exit(ref: weakref.ref[_SectionSlot]) -> None:
+            w = world()
+            # A forked child drops the parent's other threads before its
+            # at-fork hook replaces the lock the parent held across fork():
+            # such a callback must not touch the lock (the pid tells).
+            if w is not None and w._pid == os.getpid() and w._owner_watch is ref:
+                w._end_abandoned(owner)
+
+        with self._lock:
+            self._owner_watch = weakref.ref(slot, on_exit)
+        self._local.section = slot
+
+    def _end_abandoned(self, owner: int) -> None:
+        """The owner's thread exited inside its section: end it and warn."""
+        with self._lock:
+            if self._owner != owner or self._owner_watch is None:
+                return
+            self._owner_watch = None
+            self._owner = None
+            self._depth = 0
+            self._sections += 1
+            self._pending = 0
+            self._resume.notify_all()
+        warnings.warn(
+            QuiescentExitWarning(
+                f"a thread exited inside an exclusive section of {self.name!r}; "
+                "the section was ended on its behalf"
+            ),
+            stacklevel=2,
+        )
 
     def _wait_quiesced(self, deadline: float | None, timeout: float | None) -> None:
         stall = self._stall_timeout
@@ -679,11 +736,15 @@ class World:
             return
         started = self._started_ns
         with self._lock:
+            # ORDER: drop the watch before the slot, whose death runs its
+            # callback: the callback must see a stale watch and do nothing.
+            self._owner_watch = None
             self._owner = None
             self._depth = 0
             self._sections += 1
             self._pending = 0
             self._resume.notify_all()
+        self._local.section = None
         self._pause_window.add(_perf_ns() - started)
 
     def in_exclusive(self) -> bool:
@@ -758,6 +819,7 @@ def _after_fork_in_child() -> None:
         world._resume = threading.Condition(world._lock)
         world._pending = 0
         world._owner = None
+        world._owner_watch = None
         world._depth = 0
         kept = {cpu: None for cpu in world._cpus if cpu.thread is me}
         for cpu in kept:

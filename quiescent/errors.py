@@ -7,7 +7,7 @@ nothing is deferred to a vCPU thread.
 
 from __future__ import annotations
 
-__all__ = ["QuiescentError", "QuiescentStallWarning"]
+__all__ = ["QuiescentError", "QuiescentExitWarning", "QuiescentStallWarning"]
 
 
 class QuiescentError(Exception):
@@ -24,4 +24,13 @@ class QuiescentStallWarning(RuntimeWarning):
     """An exclusive section has waited longer than the world's ``stall_timeout``.
 
     The message names every vCPU that has not yet left ``running()``.
+    """
+
+
+class QuiescentExitWarning(RuntimeWarning):
+    """A thread exited inside an exclusive section it held.
+
+    The world ends the section on the thread's behalf (so vCPUs run again
+    instead of waiting forever) and warns: the thread never called
+    ``end_exclusive()``, so whatever the section was for may be half done.
     """

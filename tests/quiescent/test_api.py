@@ -42,6 +42,7 @@ def test_public_names_are_exported() -> None:
     assert set(quiescent.__all__) == {
         "Percentiles",
         "QuiescentError",
+        "QuiescentExitWarning",
         "QuiescentStallWarning",
         "Vcpu",
         "World",

@@ -326,3 +326,48 @@ def test_idle_vcpus_do_not_delay_a_section_and_are_not_kicked() -> None:
         assert stats.exclusive_sections == 5
     finally:
         stop_all(vcpus)
+
+
+@pytest.mark.timeout(30)
+def test_a_thread_that_exits_inside_its_section_does_not_wedge_the_world() -> None:
+    world = quiescent.World(name="abandoned")
+
+    def abandon() -> None:
+        world.start_exclusive()  # and never end_exclusive()
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        thread = threading.Thread(target=abandon, name="abandoner")
+        thread.start()
+        thread.join(WAIT)
+        assert not thread.is_alive()
+    assert [type(w.message) for w in caught] == [quiescent.QuiescentExitWarning]
+    assert "abandoned" in str(caught[0].message)
+    assert not world.in_exclusive()
+    # The world works again: a vCPU runs, and another section starts and ends.
+    cpu = world.register(name="after")
+    with cpu.running():
+        pass
+    cpu.unregister()
+    with world.exclusive(timeout=WAIT):
+        pass
+    assert world.statistics().exclusive_sections == 2
+
+
+def test_ending_a_section_normally_does_not_warn() -> None:
+    world = quiescent.World(name="normal")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for _ in range(3):
+            with world.exclusive(), world.exclusive():  # nested on one thread
+                pass
+
+        def section() -> None:
+            with world.exclusive():
+                pass
+
+        thread = threading.Thread(target=section, name="ends-its-section")
+        thread.start()
+        thread.join(WAIT)
+        assert not thread.is_alive()
+    assert world.statistics().exclusive_sections == 4
