@@ -357,10 +357,11 @@ class _Probe:
         A vCPU's own wait for space counts whole (from leaving guest code to
         entering it again). Under a policy that stops the world, a vCPU's
         time outside guest code while some translator waited counts once per
-        such wait: the span of that time clipped to the wait. A vCPU that was
-        asleep in a host call when a flush began was not stopped for the rest
-        of its sleep, and one that left guest code many times during a flush
-        (a spinning hart exits at every ``fence``) was stopped once.
+        merged wait (overlapping waits of several translators make one): the
+        sum of that time clipped to the wait, drawn from where it began. A
+        vCPU asleep in a host call when a flush began is charged the flush,
+        not the rest of its sleep; one that left guest code many times during
+        a flush (a spinning hart exits at every ``fence``) is stopped once.
         """
         with self._lock:
             waits = sorted(self.waits)
@@ -375,15 +376,16 @@ class _Probe:
             mine = own.get(vcpu, [])
             mine_starts = [w[0] for w in mine]
             counted: list[tuple[float, float]] = []
-            stopped: dict[int, tuple[float, float]] = {}  # busy interval -> span
+            stopped: dict[int, tuple[float, float]] = {}  # busy interval -> (start, time)
             for a, b in intervals:
                 if _contains_one(mine, mine_starts, a, b):
                     counted.append((a, b))
                 elif stops_world:
                     for i, lo, hi in _clip(busy, busy_starts, a, b):
-                        first, last = stopped.get(i, (lo, hi))
-                        stopped[i] = (min(first, lo), max(last, hi))
-            result[vcpu] = sorted(counted + list(stopped.values()))
+                        first, total = stopped.get(i, (lo, 0.0))
+                        stopped[i] = (first, total + hi - lo)
+            counted += [(first, first + total) for first, total in stopped.values()]
+            result[vcpu] = sorted(counted)
         return result
 
 

@@ -57,7 +57,13 @@ from typing import BinaryIO, Literal, Protocol, cast
 import quiescent
 from tcg.block import BlockFunction, TranslationBlock, UseAfterReclaimError
 from tcg.buffer import BufferFullError, BufferStatistics, TranslationBuffer
-from tcg.policies import PolicyStatistics, RcuRetire, RetirePolicy, StopTheWorldFlush
+from tcg.policies import (
+    BATCH_RESERVE,
+    PolicyStatistics,
+    RcuRetire,
+    RetirePolicy,
+    StopTheWorldFlush,
+)
 from tcg.riscv.decode import decode
 from tcg.riscv.elf import DEFAULT_RAM_SIZE, PAGE_SIZE, load_elf
 from tcg.riscv.errors import GuestFault
@@ -73,6 +79,7 @@ __all__ = [
     "MachineError",
     "MachineResult",
     "make_policy",
+    "special_block",
 ]
 
 ECALL = 0x00000073
@@ -87,7 +94,7 @@ POLICIES: dict[str, PolicyFactory] = {
     "rcu": lambda world: RcuRetire(flavor="epoch"),
     "rcu-qsbr": lambda world: RcuRetire(flavor="qsbr"),
     "rcu-sync": lambda world: RcuRetire(deferred=False),
-    "rcu-batch": lambda world: RcuRetire(reserve=4),
+    "rcu-batch": lambda world: RcuRetire(reserve=BATCH_RESERVE),
     "flush": StopTheWorldFlush,
 }
 
@@ -190,8 +197,9 @@ class Machine:
     """A RISC-V machine: ``vcpus`` harts on threads, one translation buffer.
 
     ``program`` is an ELF32 RISC-V executable (a path or its bytes).
-    ``policy`` retires translated code: ``"rcu"``, ``"rcu-qsbr"``,
-    ``"flush"``, ``"module:Class"``, or a factory called with the machine's
+    ``policy`` retires translated code: a name of :data:`POLICIES` (``"rcu"``,
+    ``"rcu-qsbr"``, ``"rcu-sync"``, ``"rcu-batch"``, ``"flush"``),
+    ``"module:Class"``, or a factory called with the machine's
     ``quiescent.World``. ``buffer_kb`` is the buffer's capacity in KiB of
     host-code bytes, cut into ``regions``; a small buffer just retires often.
     ``echo`` (a binary stream) receives the guest's stdout as it is written.

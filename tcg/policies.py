@@ -73,6 +73,9 @@ NO_HOOKS = VcpuHooks(_nothing, _nothing, _nothing)
 
 #: RcuRetire's default ``reserve``: regions kept free or being reclaimed.
 DEFAULT_RESERVE = 1
+#: The ``reserve`` of the policy named ``rcu-batch``: up to four retired
+#: regions in flight, sharing grace periods.
+BATCH_RESERVE = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,7 +224,11 @@ class StopTheWorldFlush(_PolicyBase):
                         self._flush(token, start)
             finally:
                 with self._lock:
-                    self._requested = None
+                    # Only our own claim: a later leader may already have
+                    # claimed the next count, and its followers must keep
+                    # waiting for its flush.
+                    if self._requested == token:
+                        self._requested = None
                     self._flushed.notify_all()
         self._waited(start)
 
@@ -296,14 +303,18 @@ class RcuRetire(_PolicyBase):
         if domain is None:
             domain = rcu.Domain(flavor, name=f"tcg-rcu-{flavor}")
         self.domain = domain
+        # The names the emulator and rcu-compare know these variants by.
         self.name = "rcu" if self.domain.flavor == "epoch" else f"rcu-{self.domain.flavor}"
         if not deferred:
             self.name += "-sync"
+        elif reserve > DEFAULT_RESERVE:
+            self.name += "-batch" if reserve == BATCH_RESERVE else f"-reserve{reserve}"
         self.reserve = reserve
         self.deferred = deferred
         self._retirements = 0
         self._reclaims = 0
         self._in_flight = 0  # regions retired, reclaim pending (guarded by _lock)
+        self._reclaimed = threading.Condition(self._lock)  # _in_flight went down
 
     def on_full(self) -> object:
         if self.deferred:
@@ -341,6 +352,7 @@ class RcuRetire(_PolicyBase):
             self._in_flight -= 1
             if reclaimed:
                 self._reclaims += 1
+            self._reclaimed.notify_all()
 
     def wait_for_space(self, token: object) -> None:
         # The caller must wait anyway: rather than hand a region to the
@@ -360,11 +372,21 @@ class RcuRetire(_PolicyBase):
             # whole correctness argument of this policy.
             self.domain.synchronize()
             self._reclaim(*retired)
-        else:
-            if retire_here:
-                with self._lock:
-                    self._in_flight -= 1
+        elif retire_here:
+            # Nothing to retire: a barrier runs whatever reclaims are queued.
+            with self._lock:
+                self._in_flight -= 1
+                self._reclaimed.notify_all()
+            self.domain.barrier()
+        elif self.deferred:
             self.domain.barrier()  # every queued reclaim has run
+        else:
+            # Another translator is reclaiming on its own thread (nothing is
+            # queued with call_rcu): wait for it rather than for a grace
+            # period of no use. The caller is outside its read side.
+            with self._lock:
+                while self._in_flight >= self.reserve:
+                    self._reclaimed.wait()
         self._waited(start)
 
     def vcpu_hooks(self) -> VcpuHooks:

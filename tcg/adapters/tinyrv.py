@@ -185,7 +185,7 @@ _TRAP_REASONS = {
     6: FaultReason.STORE_MISALIGNED,
     7: FaultReason.STORE_ACCESS,
 }
-_ACCESS_CAUSES = {"r": 5, "w": 7, "x": 1}
+_ACCESS_CAUSES = {"r": 5, "w": 7}  # pa() is never asked for a fetch
 # Counter CSRs (cycle, time, instret, their high halves, mcycle, minstret):
 # like our interpreter, all count retired instructions.
 _COUNTERS_LOW = (0xC00, 0xC01, 0xC02, 0xB00, 0xB02)
@@ -321,7 +321,8 @@ def _block_function(ops: tuple[TinyrvOp, ...], pc: int) -> BlockFunction:
         except struct.error:  # a word access overlapping the end of RAM
             raise h.access_fault() from None
         h.instret += n
-        return int(h.pc)
+        # tinyrv's branches do not wrap: a pc below 0 is 2**32 - x, as on hardware.
+        return int(h.pc) & MASK
 
     return run
 
@@ -371,7 +372,7 @@ class TinyrvMachine(Machine):
     def _decode_at(self, pc: int) -> TinyrvOp | None:
         """The frozen record of the instruction at ``pc``; None if it cannot be fetched."""
         ram = self.ram
-        if pc & 1 or pc + 2 > len(ram):
+        if pc & 1 or pc < 0 or pc + 2 > len(ram):
             return None
         word = int.from_bytes(ram[pc : pc + 4], "little")
         size = 4 if word & 3 == 3 else 2
@@ -422,7 +423,7 @@ class TinyrvMachine(Machine):
 
     def _run_special(self, h: EngineHart) -> bool:
         hart = cast(TinyrvHart, h)
-        pc: int = hart.pc
+        pc: int = hart.pc & MASK
         op = self._decode_at(pc)
         if op is None:
             reason = FaultReason.FETCH_MISALIGNED if pc & 1 else FaultReason.FETCH_ACCESS
@@ -440,10 +441,11 @@ class TinyrvMachine(Machine):
             return True
         if op.name in CSRS:
             counters = hart.csr._csr  # tinyrv's raw CSR array (no write hooks)
+            # Sign-extended, as tinyrv keeps every register value.
             for csr in _COUNTERS_LOW:
-                counters[csr] = hart.instret & MASK
+                counters[csr] = _sext32(hart.instret)
             for csr in _COUNTERS_HIGH:
-                counters[csr] = (hart.instret >> 32) & MASK
+                counters[csr] = _sext32(hart.instret >> 32)
         self._execute(hart, op)
         return True
 

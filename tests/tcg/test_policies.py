@@ -225,3 +225,102 @@ def test_rcu_sync_retires_only_when_a_translator_needs_space(world: quiescent.Wo
 def test_rcu_retire_rejects_a_non_bool_deferred() -> None:
     with pytest.raises(TypeError, match="deferred"):
         RcuRetire(deferred=1)  # type: ignore[arg-type]
+
+
+class _Regions:
+    """A stand-in buffer that records retirements and reclaims, in order."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, str]] = []
+        self.retired = threading.Event()
+
+    def retire_oldest(self) -> tuple[int, int]:
+        self.events.append(("retire", threading.current_thread().name))
+        self.retired.set()
+        return (0, 1)
+
+    def reclaim(self, region: int, generation: int) -> bool:
+        self.events.append(("reclaim", threading.current_thread().name))
+        return True
+
+
+@pytest.mark.timeout(60)
+def test_rcu_sync_second_translator_waits_for_the_first_reclaim_not_a_grace_period() -> None:
+    policy = RcuRetire(rcu.Domain(stall_timeout=None), deferred=False)
+    regions = _Regions()
+    policy._buffer = regions  # type: ignore[assignment]
+    entered, release = threading.Event(), threading.Event()
+
+    def reader() -> None:
+        r = policy.domain.register_thread()
+        with r:
+            entered.set()
+            release.wait(30)
+        policy.domain.unregister_thread()
+
+    def translator(name: str) -> None:
+        policy.wait_for_space(None)
+        regions.events.append(("returned", name))
+
+    holder = threading.Thread(target=reader, name="reader")
+    holder.start()
+    assert entered.wait(10)
+    first = threading.Thread(target=translator, args=("A",), name="A")
+    first.start()
+    assert regions.retired.wait(10)  # A retired and waits for its grace period
+    second = threading.Thread(target=translator, args=("B",), name="B")
+    second.start()
+    second.join(0.2)
+    assert second.is_alive(), "B returned before A's region was reclaimed"
+    release.set()
+    for t in (holder, first, second):
+        t.join(10)
+        assert not t.is_alive()
+    assert regions.events.index(("reclaim", "A")) < regions.events.index(("returned", "B"))
+    stats = policy.statistics()
+    assert stats.retirements == 1
+    assert stats.gp_latency is not None
+    assert stats.gp_latency.count == 1  # B waited for A's reclaim, not a grace period
+    policy.close()
+
+
+@pytest.mark.timeout(60)
+def test_followers_of_a_flush_wait_for_that_flush(
+    world: quiescent.World,
+) -> None:
+    policy = StopTheWorldFlush(world)
+    in_second, release_second = threading.Event(), threading.Event()
+
+    class Regions:
+        flushes = 0
+
+        def flush(self) -> None:
+            Regions.flushes += 1
+            if Regions.flushes == 2:  # the flush for token 1: hold it
+                in_second.set()
+                release_second.wait(30)
+
+    policy._buffer = Regions()  # type: ignore[assignment]
+    policy.wait_for_space(0)  # token 0: flushed, count now 1
+    done: list[str] = []
+
+    def call(name: str) -> None:
+        policy.wait_for_space(1)
+        done.append(name)
+
+    leader = threading.Thread(target=call, args=("leader",), name="leader")
+    leader.start()
+    assert in_second.wait(10)
+    with policy._lock:
+        assert policy._requested == 1
+    follower = threading.Thread(target=call, args=("follower",), name="follower")
+    follower.start()
+    follower.join(0.2)
+    assert follower.is_alive()
+    assert done == []
+    release_second.set()
+    for t in (leader, follower):
+        t.join(10)
+        assert not t.is_alive()
+    assert sorted(done) == ["follower", "leader"]
+    assert world.statistics().exclusive_sections == 2  # token 0 and token 1, once each

@@ -23,6 +23,7 @@ from tcg.workloads import WORKLOADS
 from tests.tcg.riscv.helpers import (
     auipc,
     branch,
+    csrr,
     i_type,
     jal,
     jalr,
@@ -276,3 +277,31 @@ def test_rcu_compare_engine_tinyrv(tmp_path: Path) -> None:
         assert cell["engine"] == "tinyrv"
         assert cell["violations"] == 0
         assert cell["instructions"] >= 20_000
+
+
+@pytest.mark.parametrize("engine", ["tcg", "tinyrv"])
+def test_a_branch_below_address_zero_is_a_fetch_fault(engine: str) -> None:
+    result = make_machine(engine, tiny_program([branch("beq", 0, 0, -0x80)], base=0x40)).run()
+    assert result.stopped == "fault"
+    assert result.fault is not None
+    assert result.fault.reason is FaultReason.FETCH_ACCESS
+    assert result.fault.pc == 0xFFFFFFC0
+
+
+@pytest.mark.parametrize("engine", ["tcg", "tinyrv"])
+def test_counter_csrs_read_as_32_bit_registers(engine: str) -> None:
+    # rdinstret past 2**31 is negative to a signed compare: exit(2), not exit(1).
+    words = [
+        csrr(10, 0xC02),
+        branch("blt", 10, 0, 16),
+        i_type("addi", 10, 0, 1),
+        i_type("addi", 17, 0, 93),
+        ECALL,
+        i_type("addi", 10, 0, 2),
+        i_type("addi", 17, 0, 93),
+        ECALL,
+    ]
+    machine = make_machine(engine, tiny_program(words))
+    for hart in machine.harts:
+        hart.instret = 0x80000000
+    assert machine.run().exit_code == 2
