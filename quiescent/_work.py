@@ -81,6 +81,12 @@ class WorkItem:
         self.result: object = None
         self.error: BaseException | None = None
 
+    def finished(self) -> bool:
+        """Has the outcome been stored (run, or cancelled by an unregistering vCPU)?"""
+        # _finish stores DONE and close_and_cancel stores the error before
+        # either sets ``done``: a waiter woken by it sees them.
+        return self.state == DONE or (self.state == CANCELLED and self.error is not None)
+
 
 class WorkQueue:
     """The queue of one vCPU. ``process`` runs on that vCPU's thread only."""

@@ -207,6 +207,7 @@ class Vcpu:
         "_running",
         "_section",
         "_waited_ns",
+        "_wake",
         "_watch",
         "_world",
         "exit_requested",
@@ -237,6 +238,9 @@ class Vcpu:
         # Under self._queue.lock.
         self.exit_requested = False
         self._kicks = 0
+        # Set when work is queued on this vCPU and when a run_sync() it made
+        # finishes: what its thread waits on inside its own run_sync().
+        self._wake = threading.Event()
         self._section = _Running(self)
         # Watches the thread-local slot that dies with the thread. Kept here,
         # not in the thread-local storage: a weak reference that dies together
@@ -296,6 +300,7 @@ class Vcpu:
         # the kick function; the vCPU clears the flag before it reads the queue.
         if self._kick_fn is not None:
             self._kick_fn()
+        self._wake.set()  # a thread waiting in its own run_sync() serves the queue
 
     def process_work(self) -> int:
         """Run the work queued on this vCPU, in order; return how many items ran.
@@ -342,6 +347,13 @@ class Vcpu:
             return fn(*args)
         self._check_caller_can_wait("run_sync()")
         item = WorkItem(SYNC, fn, args)
+        me: Vcpu | None = getattr(self._world._local, "cpu", None)
+        if me is not None:
+            # The caller is a vCPU too: it serves its own queue while it
+            # waits, or two vCPUs that run_sync() each other wait forever.
+            item.done = me._wake
+            self._queue_item(item)
+            return me._serve_until(item, fn, self, wait, timeout)
         self._queue_item(item)
         done = item.done
         assert done is not None
@@ -355,6 +367,42 @@ class Vcpu:
                 raise TimeoutError(
                     f"{_describe(fn)} did not finish on vCPU {self.name!r} within {timeout} s"
                 )
+        if item.error is not None:
+            raise item.error
+        return item.result
+
+    def _serve_until(
+        self,
+        item: WorkItem,
+        fn: Callable[..., Any],
+        target: Vcpu,
+        wait: float | None,
+        timeout: float | None,
+    ) -> Any:
+        """On this vCPU's thread: run its own work until ``item`` (queued elsewhere) ends."""
+        deadline = None if wait is None else time.monotonic() + wait
+        wake = self._wake
+        while True:
+            # ORDER: clear, then check: a set() after the check wakes the wait.
+            wake.clear()
+            if item.finished():
+                break
+            if self._queue.has_items():
+                self.process_work()
+                continue
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                if target._queue.cancel(item):
+                    raise TimeoutError(
+                        f"{_describe(fn)} did not start on vCPU {target.name!r} within "
+                        f"{timeout} s; it will not run"
+                    )
+                if not item.finished():
+                    raise TimeoutError(
+                        f"{_describe(fn)} did not finish on vCPU {target.name!r} within {timeout} s"
+                    )
+                break
+            wake.wait(remaining)
         if item.error is not None:
             raise item.error
         return item.result

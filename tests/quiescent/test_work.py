@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 import quiescent
 from tests.quiescent.helpers import (
     WAIT,
+    VcpuThread,
     join_all,
     start_vcpus,
     stop_all,
@@ -343,3 +344,57 @@ def test_a_failing_kick_function_propagates_but_the_work_stays_queued() -> None:
     finally:
         cpu.unregister()
     assert calls == [1]
+
+
+@pytest.mark.timeout(30)
+def test_two_vcpus_that_run_sync_each_other_both_finish() -> None:
+    world = quiescent.World(name="mutual")
+    vcpus = start_vcpus(world, 2, idle=True)
+    results: dict[str, object] = {}
+    go = threading.Barrier(2)
+
+    def ask(me: VcpuThread, other: VcpuThread) -> None:
+        go.wait(WAIT)  # both are inside run_sync() of the other at once
+        results[me.name] = other.cpu.run_sync(threading.get_ident, timeout=WAIT)
+
+    try:
+        first, second = vcpus
+        calls = [
+            threading.Thread(
+                target=first.cpu.run_sync, args=(ask, first, second), name="ask-first"
+            ),
+            threading.Thread(
+                target=second.cpu.run_sync, args=(ask, second, first), name="ask-second"
+            ),
+        ]
+        for t in calls:
+            t.start()
+        join_all(calls)
+        assert results == {first.name: second.ident, second.name: first.ident}
+    finally:
+        stop_all(vcpus)
+
+
+@pytest.mark.timeout(30)
+def test_run_sync_from_a_vcpu_times_out_on_a_vcpu_that_never_serves() -> None:
+    world = quiescent.World(name="deaf")
+    registered, release = threading.Event(), threading.Event()
+    deaf: list[quiescent.Vcpu] = []
+
+    def never_serves() -> None:
+        deaf.append(world.register(name="deaf"))
+        registered.set()
+        release.wait(WAIT)  # never reaches a safe point until released
+        deaf[0].unregister()  # runs what is still queued: nothing, it was cancelled
+
+    thread = threading.Thread(target=never_serves, name="deaf")
+    thread.start()
+    wait_for(registered, "the deaf vCPU")
+    (caller,) = start_vcpus(world, 1, idle=True)
+    try:
+        with pytest.raises(TimeoutError, match="did not start on vCPU 'deaf'"):
+            caller.cpu.run_sync(lambda: deaf[0].run_sync(print, timeout=0.2), timeout=WAIT)
+    finally:
+        release.set()
+        stop_all([caller])
+        join_all([thread])
