@@ -708,12 +708,7 @@ class World:
         with self._lock:
             if self._owner != owner or self._owner_watch is None:
                 return
-            self._owner_watch = None
-            self._owner = None
-            self._depth = 0
-            self._sections += 1
-            self._pending = 0
-            self._resume.notify_all()
+            self._end_locked()
         warnings.warn(
             QuiescentExitWarning(
                 f"a thread exited inside an exclusive section of {self.name!r}; "
@@ -784,16 +779,20 @@ class World:
             return
         started = self._started_ns
         with self._lock:
-            # ORDER: drop the watch before the slot, whose death runs its
-            # callback: the callback must see a stale watch and do nothing.
-            self._owner_watch = None
-            self._owner = None
-            self._depth = 0
-            self._sections += 1
-            self._pending = 0
-            self._resume.notify_all()
+            # ORDER: drop the watch (here) before the slot, whose death runs
+            # its callback: the callback must see a stale watch and do nothing.
+            self._end_locked()
         self._local.section = None
         self._pause_window.add(_perf_ns() - started)
+
+    def _end_locked(self) -> None:
+        """End the current section (``_lock`` held): vCPUs and starters may go on."""
+        self._owner_watch = None
+        self._owner = None
+        self._depth = 0
+        self._sections += 1
+        self._pending = 0
+        self._resume.notify_all()
 
     def in_exclusive(self) -> bool:
         """True if the calling thread holds an exclusive section of this world."""
