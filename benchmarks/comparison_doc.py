@@ -384,6 +384,14 @@ def _md_table(head: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     return "\n".join(lines)
 
 
+def _section(
+    title: str, intro: str, finding: str, doc: Json, figures: Sequence[str] = ()
+) -> list[str]:
+    """A measured run's part of the page: heading, setup, finding, figures, table."""
+    head, rows = table_rows(doc)
+    return [f"## {title}", "", intro, "", finding, "", *figures, _md_table(head, rows), ""]
+
+
 def _settings_line(doc: Json) -> str:
     s = doc["config"]
     return (
@@ -451,44 +459,34 @@ def render(data: Path, images: str) -> str:
     for i, (title, judge) in enumerate(shapes, 1):
         status, text = judge()
         out += [f"{i}. **{title}**: *{status}*. {text}", ""]
-    out += [
-        "## Pressure sweep",
-        "",
-        f"`rcu-compare`'s default grid plus 8 vCPUs: {_settings_line(pressure)}.",
-        "",
-        verdict(pressure),
-        "",
-    ]
+    figures = []
     for name, _, caption in PLOTS:
-        out += [f"![{caption}]({images}/{name})", "", f"*{caption}*", ""]
-    head, rows = table_rows(pressure)
-    out += [_md_table(head, rows), ""]
-    out += [
-        "## Batching retirements per grace period",
-        "",
+        figures += [f"![{caption}]({images}/{name})", "", f"*{caption}*", ""]
+    out += _section(
+        "Pressure sweep",
+        f"`rcu-compare`'s default grid plus 8 vCPUs: {_settings_line(pressure)}.",
+        verdict(pressure),
+        pressure,
+        figures,
+    )
+    out += _section(
+        "Batching retirements per grace period",
         f"{_settings_line(batching)}. `rcu-sync` retires only when a translator needs "
         "space and waits for a grace period of its own each time; `rcu` keeps one region "
         "in flight through `call_rcu`; `rcu-batch` keeps up to four, which share grace "
         "periods.",
-        "",
         verdict(batching),
-        "",
-    ]
-    head, rows = table_rows(batching)
-    out += [_md_table(head, rows), ""]
-    out += [
-        "## A stalled vCPU",
-        "",
+        batching,
+    )
+    out += _section(
+        "A stalled vCPU",
         f"`rcu-compare --scenario stall`: {_settings_line(stall)}. One hart sleeps in "
         "`nanosleep` (4 x 100 ms) while the others translate under pressure; each cell runs "
         "with the call inside guest code (the vCPU stays in `running()` and its read-side "
         "section: before) and outside it (after).",
-        "",
         stall_sentence(stall),
-        "",
-    ]
-    head, rows = table_rows(stall)
-    out += [_md_table(head, rows), ""]
+        stall,
+    )
     out += [
         "## Time to quiesce",
         "",
