@@ -13,7 +13,7 @@ import statistics
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from readerwriterlock import rwlock
@@ -212,6 +212,159 @@ def _event_round_trip(rounds: int = 2000) -> float:
     return elapsed / rounds
 
 
+def _busy_reader(
+    domain: rcu.Domain, stop: threading.Event, ready: threading.Barrier, counts: list[int]
+) -> None:
+    """A vCPU-like reader: a read section cut at a block boundary about every microsecond."""
+    reader = domain.reader()
+    if domain.flavor == "qsbr":
+        boundary = reader.quiescent_state
+        enter, leave = reader.online, reader.offline
+    else:
+
+        def boundary() -> None:
+            reader.unlock()
+            reader.lock()
+
+        enter, leave = reader.lock, reader.unlock
+    ready.wait()
+    boundaries = 0
+    enter()
+    while not stop.is_set():
+        for _ in range(100):
+            x = 0
+            for i in range(8):  # a short block's worth of work
+                x += i
+            boundary()
+        boundaries += 100
+    leave()
+    counts.append(boundaries)
+    domain.unregister_thread()
+
+
+def _busy_run(
+    flavor: str, readers: int, seconds: float, *, writer: bool
+) -> tuple[list[float], float]:
+    """Grace-period latencies (s) of a writer that synchronizes 1 ms apart, and the
+    readers' boundaries per second."""
+    domain = rcu.Domain(flavor, name=f"bench-busy-{flavor}")
+    stop = threading.Event()
+    ready = threading.Barrier(readers + 1)
+    counts: list[int] = []
+    threads = [
+        threading.Thread(target=_busy_reader, args=(domain, stop, ready, counts))
+        for _ in range(readers)
+    ]
+    for t in threads:
+        t.start()
+    ready.wait()
+    latencies = []
+    start = time.perf_counter()
+    end = start + seconds
+    while time.perf_counter() < end:
+        if writer:
+            t0 = time.perf_counter()
+            domain.synchronize()
+            latencies.append(time.perf_counter() - t0)
+        time.sleep(0.001)
+    stop.set()
+    elapsed = time.perf_counter() - start
+    for t in threads:
+        t.join()
+    domain.close()
+    return latencies, sum(counts) / elapsed
+
+
+def grace_period_busy_readers(seconds: float, repeat: int, counts: Sequence[int]) -> None:
+    banner(
+        "Grace periods with readers busy at block boundaries "
+        f"(synchronize() 1 ms apart, {repeat} x {seconds:g} s)"
+    )
+    rows = []
+    for flavor in ("epoch", "qsbr"):
+        for readers in counts:
+            lat: list[float] = []
+            kept = []
+            for _ in range(repeat):  # interleaved: alone, with writer, alone, ...
+                _, alone = _busy_run(flavor, readers, seconds, writer=False)
+                gp, busy = _busy_run(flavor, readers, seconds, writer=True)
+                lat += gp
+                kept.append(busy / alone)
+            lat.sort()
+            p50 = lat[len(lat) // 2] * 1e3
+            p99 = lat[min(len(lat) - 1, int(len(lat) * 0.99))] * 1e3
+            rows.append(
+                (
+                    flavor,
+                    readers,
+                    len(lat),
+                    p50,
+                    p99,
+                    statistics.median(kept),
+                    f"{min(kept):.2f}-{max(kept):.2f}",
+                )
+            )
+    print(
+        table(
+            [
+                "flavor",
+                "busy readers",
+                "grace periods",
+                "p50 ms",
+                "p99 ms",
+                "boundaries kept",
+                "spread",
+            ],
+            rows,
+        )
+    )
+    print(
+        f"(switch interval {sys.getswitchinterval() * 1e3:g} ms; boundaries kept: "
+        "boundaries per second with the writer over without it, runs interleaved)"
+    )
+
+
+def grace_period_many_readers(seconds: float, readers: int = 64, writers: int = 4) -> None:
+    banner(f"{readers} busy readers, {writers} writers synchronizing 1 ms apart ({seconds:g} s)")
+    domain = rcu.Domain(name="bench-many")
+    stop = threading.Event()
+    ready = threading.Barrier(readers + 1)
+    counts: list[int] = []
+    threads = [
+        threading.Thread(target=_busy_reader, args=(domain, stop, ready, counts))
+        for _ in range(readers)
+    ]
+    for t in threads:
+        t.start()
+    ready.wait()
+    latencies: list[float] = []
+    lock = threading.Lock()  # guards latencies
+
+    def writer() -> None:
+        end = time.perf_counter() + seconds
+        while time.perf_counter() < end:
+            t0 = time.perf_counter()
+            domain.synchronize()
+            elapsed = time.perf_counter() - t0
+            with lock:
+                latencies.append(elapsed)
+            time.sleep(0.001)
+
+    writer_threads = [threading.Thread(target=writer) for _ in range(writers)]
+    for t in writer_threads:
+        t.start()
+    for t in writer_threads:
+        t.join()
+    stop.set()
+    for t in threads:
+        t.join()
+    domain.close()
+    latencies.sort()
+    p50 = latencies[len(latencies) // 2] * 1e3
+    p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1e3
+    print(table(["synchronize() calls", "p50 ms", "p99 ms"], [(len(latencies), p50, p99)]))
+
+
 def callback_throughput(total: int, repeat: int) -> None:
     banner("call_rcu end to end (enqueue to invocation)")
     rows = []
@@ -238,12 +391,21 @@ def callback_throughput(total: int, repeat: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer, shorter runs")
+    parser.add_argument(
+        "--busy", action="store_true", help="only the grace periods under busy readers"
+    )
     args = parser.parse_args()
     number, repeat, seconds = (50_000, 3, 0.3) if args.quick else (200_000, 7, 1.0)
     print(f"# rcu read-side benchmarks ({machine()})")
+    if args.busy:
+        grace_period_busy_readers(seconds, 3, (1, 2, 4, 8))
+        grace_period_many_readers(3 * seconds)
+        return
     read_side_costs(number, repeat)
     throughput_under_writer(seconds, 3 if args.quick else 5)
     grace_period_latency(3 if args.quick else 5)
+    grace_period_busy_readers(0.5 if args.quick else 1.0, 2 if args.quick else 3, (1, 2, 4, 8))
+    grace_period_many_readers(1.0 if args.quick else 3.0)
     callback_throughput(100_000 if args.quick else 500_000, 3)
 
 

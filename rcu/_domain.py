@@ -18,6 +18,13 @@ the new ``G`` (started after the bump). Each such *holdout* gets its
 ``waiting`` flag set; when it leaves its section it signals the driver,
 so the driver sleeps instead of polling (QEMU util/rcu.c, liburcu).
 
+Where the interpreter has a GIL, a woken driver would still wait for a busy
+reader to be forced off the interpreter (a switch interval, 5 ms by default,
+per busy reader). So the driver flags every reader of its snapshot, holds a
+handoff gate while it waits, and readers that cross a boundary meanwhile
+block on the gate for at most a switch interval, which hands the
+interpreter to the driver at once (see :mod:`rcu._reader`).
+
 Sharing grace periods
 ---------------------
 Grace periods are numbered: ``_completed`` counts those that have ended and
@@ -45,6 +52,7 @@ from __future__ import annotations
 import atexit
 import math
 import os
+import sys
 import threading
 import time
 import warnings
@@ -55,7 +63,14 @@ from typing import Any, TypeVar
 from rcu._callbacks import CallbackEngine
 from rcu._debug import describe_holdouts
 from rcu._flavors import reader_class
-from rcu._reader import UNREGISTERED, GracePeriodState, Reader
+from rcu._reader import (
+    HOLDOUT,
+    NOT_WAITING,
+    STEP_ASIDE,
+    UNREGISTERED,
+    GracePeriodState,
+    Reader,
+)
 from rcu._stats import DomainStatistics, LatencyWindow
 from rcu.errors import (
     DomainClosedError,
@@ -71,6 +86,12 @@ _T = TypeVar("_T")
 
 #: Linux's default RCU CPU stall timeout, in seconds.
 DEFAULT_STALL_TIMEOUT = 21.0
+
+
+def _gil_enabled() -> bool:
+    """Does this interpreter run with a GIL now (a free-threaded build can re-enable it)?"""
+    is_enabled: Callable[[], bool] | None = getattr(sys, "_is_gil_enabled", None)
+    return True if is_enabled is None else is_enabled()
 
 
 def check_timeout(timeout: float | None) -> float | None:
@@ -280,7 +301,7 @@ class Domain:
         # ORDER: clear ctr, then look at waiting, as an unlock does. Only the
         # owner writes ctr; here the owner is either this thread or dead.
         reader.ctr = 0
-        if reader.waiting:
+        if reader.waiting == HOLDOUT:
             self._gp.signal()
         reader._gp = UNREGISTERED  # a kept handle now fails instead of protecting nothing
         if exited and depth:
@@ -438,44 +459,67 @@ class Domain:
         # ctr in is_ongoing(): a reader that stored an older counter before
         # the bump is seen; one that stores after it sees the new data.
         holdouts = [reader for reader in readers if reader.is_ongoing(new)]
-        if holdouts and not self._wait_for_readers(holdouts, new, deadline, abort):
+        if holdouts and not self._wait_for_readers(readers, holdouts, new, deadline, abort):
             return False
         self._latency.add(time.perf_counter_ns() - start)
         return True
 
     def _wait_for_readers(
         self,
+        readers: list[Reader],
         holdouts: list[Reader],
         gp_ctr: int,
         deadline: float | None,
         abort: Callable[[], bool] | None,
     ) -> bool:
-        # Adaptive wait (liburcu spins a bounded number of times before it
-        # sleeps): give the interpreter away once and look again. Read
-        # sections are short, so most holdouts are gone by then and never
-        # pay for a wake-up on their unlock path.
-        time.sleep(0)
-        holdouts = [reader for reader in holdouts if reader.is_ongoing(gp_ctr)]
-        if not holdouts:
-            return True
+        """Sleep until no holdout remains; False if ``deadline`` passes or ``abort()``.
+
+        Under a GIL the driver keeps the interpreter until its holdouts are
+        flagged, flags the rest of ``readers`` to step aside, and holds a
+        handoff gate while it waits (see :mod:`rcu._reader`). Without a GIL
+        it gives the interpreter away once before flagging, as liburcu spins
+        a bounded number of times before it sleeps: read sections are short,
+        so most holdouts are gone by then and never pay for a wake-up.
+        """
+        handoff = _gil_enabled()
+        if not handoff:
+            time.sleep(0)
+            holdouts = [reader for reader in holdouts if reader.is_ongoing(gp_ctr)]
+            if not holdouts:
+                return True
         gp = self._gp
         started = time.monotonic()
         stall_timeout = self.stall_timeout
         stall_at = None if stall_timeout is None else started + stall_timeout
         for reader in holdouts:
-            reader.waiting = True
+            reader.waiting = HOLDOUT
+        left = STEP_ASIDE if handoff else NOT_WAITING  # what a holdout that left becomes
+        if handoff:
+            for reader in readers:
+                if reader.waiting == NOT_WAITING:
+                    reader.waiting = STEP_ASIDE
+        opened: threading.Lock | None = None  # the gate readers may be waiting on
         try:
             while True:
+                if handoff:
+                    # A fresh gate per scan: a reader steps aside at most once per gate.
+                    gate = threading.Lock()
+                    gate.acquire()
+                    gp.gate = gate
                 gp.clear()
-                # ORDER: set waiting, clear the signal, then read ctr. A reader
-                # that leaves after this read sees waiting and signals.
+                # ORDER: set waiting, arm the gate, clear the signal, then read
+                # ctr. A reader that leaves after this read sees waiting and
+                # signals; one that stepped aside before it has been scanned.
                 still = []
                 for reader in holdouts:
                     if reader.is_ongoing(gp_ctr):
                         still.append(reader)
                     else:
-                        reader.waiting = False
+                        reader.waiting = left
                 holdouts = still
+                if opened is not None:
+                    opened.release()  # the readers that stepped aside have been seen
+                opened = gp.gate
                 if not holdouts:
                     return True
                 now = time.monotonic()
@@ -487,8 +531,11 @@ class Domain:
                 wake_at = [t for t in (deadline, stall_at) if t is not None]
                 gp.wait(min(wake_at) - now if wake_at else None)
         finally:
-            for reader in holdouts:
-                reader.waiting = False
+            gp.gate = None
+            if opened is not None:
+                opened.release()
+            for reader in readers if handoff else holdouts:
+                reader.waiting = NOT_WAITING
 
     def _wake_waiters(self) -> None:
         """Wake every thread waiting for a grace period so it checks its ``abort``."""
@@ -594,7 +641,8 @@ class Domain:
         me = self._current_reader()
         kept = {} if me is None else {me: self._registry[me]}
         if me is not None:
-            me.waiting = False
+            me.waiting = NOT_WAITING
+            me.stepped = None
         self._registry = kept
         self._engine.after_fork_in_child()
 

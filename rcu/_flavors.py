@@ -27,6 +27,11 @@ sequential consistency; with the GIL every bytecode is ordered):
   load of ``waiting``. Paired with the writer, which stores ``waiting``, then
   reads ``ctr``: either the writer sees the reader gone, or the reader sees
   ``waiting`` and signals the driver. No wake-up is lost.
+
+A flagged reader (``waiting`` set) takes ``Reader._flagged`` as it leaves: it
+signals if it is a holdout and, under a GIL, hands the interpreter to the
+driver (see :mod:`rcu._reader`). When no grace period waits the read side
+pays nothing for this: the load of ``waiting`` was already there.
 """
 
 from __future__ import annotations
@@ -34,7 +39,7 @@ from __future__ import annotations
 from types import TracebackType
 from typing import TYPE_CHECKING
 
-from rcu._reader import Reader
+from rcu._reader import HOLDOUT, Reader
 from rcu.errors import ReadSectionError
 
 if TYPE_CHECKING:
@@ -80,7 +85,7 @@ class EpochReader(Reader):
         self.ctr = 0
         self.depth = 0
         if self.waiting:
-            self._gp.signal()
+            self._flagged()
 
     def lock(self) -> None:
         depth = self.depth
@@ -98,7 +103,7 @@ class EpochReader(Reader):
         self.ctr = 0  # ORDER: as in __exit__
         self.depth = 0
         if self.waiting:
-            self._gp.signal()
+            self._flagged()
 
 
 class QsbrReader(Reader):
@@ -138,15 +143,15 @@ class QsbrReader(Reader):
             # ORDER: publish the new counter value, then look at waiting.
             self.ctr = self._gp.ctr
             if self.waiting:
-                self._gp.signal()
+                self._flagged()
 
     def offline(self) -> None:
         """Stop holding up grace periods until :meth:`online` (an extended quiescent state)."""
         if self.depth:
             raise ReadSectionError("offline() inside a read section")
         self.ctr = 0  # ORDER: clear ctr, then look at waiting.
-        if self.waiting:
-            self._gp.signal()
+        if self.waiting == HOLDOUT:
+            self._gp.signal()  # no handoff: the thread goes offline to do something else
 
     def online(self) -> None:
         """Hold up grace periods again; the thread may read shared data after this.

@@ -25,10 +25,34 @@ Fields and who writes them (one writer per field; written where relied on):
     calls that would deadlock inside a section are caught at the call.
 ``waiting``
     Written by the thread that drives the current grace period only (there is
-    at most one at a time, see ``Domain``). When set, the owner signals the
-    domain's wake-up signal as it leaves its section, so the driver wakes without
-    polling. The owner never clears it: a stale ``True`` costs one spurious
-    wake-up, never a lost one.
+    at most one at a time, see ``Domain``): ``NOT_WAITING``, ``HOLDOUT`` (the
+    grace period waits for this reader) or ``STEP_ASIDE`` (it does not, but
+    should hand the interpreter over, see below). When it is not
+    ``NOT_WAITING`` the owner takes the slow path as it leaves its section: a
+    holdout signals the domain's wake-up signal, so the driver wakes without
+    polling, and then steps aside. The owner never clears it: a stale value
+    costs one spurious wake-up or step aside, never a lost wake-up.
+``stepped``
+    Owner only: the handoff gate this reader last stepped aside for, so that
+    it steps aside at most once per gate.
+
+Handing over the interpreter
+----------------------------
+Under a GIL a woken driver cannot run until the thread that holds the
+interpreter gives it up: a reader busy crossing block boundaries keeps it for
+a whole switch interval (5 ms by default), so every grace period would last
+that long, and with N busy readers N times as long. So while a grace period
+waits, and only where the interpreter has a GIL, the driver flags every
+reader of its snapshot and arms a *gate* (a lock it holds, in
+``GracePeriodState.gate``). A flagged reader that leaves its section (epoch
+unlock, qsbr ``quiescent_state``) signals if it is a holdout, then waits on
+the gate: it blocks, which hands the interpreter to the driver (or to a
+holdout that has yet to leave) at once. The driver opens the gate as soon as
+it has scanned the records again. The wait is bounded by the interpreter's
+switch interval, the time the interpreter would take from the reader anyway,
+and happens at most once per gate (``stepped``), and only outside a read
+section: a reader never waits for a writer's work, and never holds a grace
+period while it waits. Without a GIL no gate is armed and readers only signal.
 
 The flavors (epoch, qsbr) live in :mod:`rcu._flavors`; they differ only in
 what the read-side calls write into ``ctr``.
@@ -36,6 +60,7 @@ what the read-side calls write into ``ctr``.
 
 from __future__ import annotations
 
+import sys
 import threading
 from types import TracebackType
 from typing import TYPE_CHECKING
@@ -43,7 +68,14 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from typing import Self
 
-__all__ = ["UNREGISTERED", "GracePeriodState", "Reader"]
+__all__ = ["HOLDOUT", "NOT_WAITING", "STEP_ASIDE", "UNREGISTERED", "GracePeriodState", "Reader"]
+
+# The values of Reader.waiting (written by the grace-period driver only).
+NOT_WAITING = 0
+#: Not a holdout, but hand the interpreter to the driver at the next boundary.
+STEP_ASIDE = 1
+#: The grace period waits for this reader: signal the driver when leaving.
+HOLDOUT = 2
 
 
 class GracePeriodState:
@@ -58,12 +90,17 @@ class GracePeriodState:
     one C-level ``release`` (tens of nanoseconds) instead of ``Event.set``'s
     Python-level condition dance (over a microsecond). Released means
     "signalled"; only the driver acquires it.
+
+    ``gate`` is the handoff gate of a waiting grace period (GIL builds only).
     """
 
-    __slots__ = ("_wakeup", "ctr")
+    __slots__ = ("_wakeup", "ctr", "gate")
 
     def __init__(self) -> None:
         self.ctr = 1
+        # The handoff gate (see the module docstring): a lock the driver holds
+        # while its grace period waits, None otherwise. Driver only.
+        self.gate: threading.Lock | None = None
         self._wakeup = threading.Lock()
         self._wakeup.acquire()
 
@@ -97,6 +134,7 @@ class _Unregistered(GracePeriodState):
     """
 
     __slots__ = ()
+    gate = None  # no grace period of its own to hand over to
 
     def __init__(self) -> None:  # no counter, no wake-up lock
         pass
@@ -126,14 +164,15 @@ class Reader:
     only on that thread.
     """
 
-    __slots__ = ("_gp", "ctr", "depth", "thread", "waiting")
+    __slots__ = ("_gp", "ctr", "depth", "stepped", "thread", "waiting")
 
     def __init__(self, gp: GracePeriodState, thread: threading.Thread) -> None:
         self._gp = gp
         self.thread = thread
         self.ctr = 0
         self.depth = 0
-        self.waiting = False
+        self.waiting = NOT_WAITING
+        self.stepped: threading.Lock | None = None
 
     # The read-side calls below are implemented by each flavor.
 
@@ -164,6 +203,23 @@ class Reader:
 
     def online(self) -> None:
         """qsbr: leave an extended quiescent state (no-op in epoch)."""
+
+    def _flagged(self) -> None:
+        """Slow path of leaving a section while a grace period waits (see the module docstring).
+
+        Called by the owner, outside any read section, after its store to ``ctr``.
+        """
+        gp = self._gp
+        if self.waiting == HOLDOUT:
+            gp.signal()
+        gate = gp.gate
+        if gate is not None and gate is not self.stepped:
+            self.stepped = gate
+            # Block until the driver has scanned (it releases the gate) or for
+            # one switch interval: either way the interpreter goes to the
+            # driver now instead of at the next forced switch.
+            if gate.acquire(timeout=sys.getswitchinterval()):
+                gate.release()  # let the next reader that stepped aside through
 
     def _pause(self) -> bool:
         """Stop holding up grace periods while this thread blocks in a wait.

@@ -84,10 +84,18 @@ class TortureResult:
 class Torture:
     """One torture run: writer, readers and a fake writer on one domain."""
 
-    def __init__(self, domain: rcu.Domain, *, readers: int = 3, seed: int = 0) -> None:
+    def __init__(
+        self,
+        domain: rcu.Domain,
+        *,
+        readers: int = 3,
+        seed: int = 0,
+        switch_interval: float = 1e-5,
+    ) -> None:
         self.domain = domain
         self.n_readers = readers
         self.seed = seed
+        self.switch_interval = switch_interval  # seconds; small, so threads interleave often
         self.result = TortureResult()
         self.stop = threading.Event()
         self.pool: collections.deque[TortureObject] = collections.deque(
@@ -208,7 +216,7 @@ class Torture:
     def run(self, seconds: float) -> TortureResult:
         """Run for ``seconds`` and return what was seen."""
         old_interval = sys.getswitchinterval()
-        sys.setswitchinterval(1e-5)
+        sys.setswitchinterval(self.switch_interval)
         threads = [
             threading.Thread(target=self._guard(self.writer), name="torture-writer"),
             threading.Thread(target=self._guard(self.fake_writer), name="torture-fake-writer"),

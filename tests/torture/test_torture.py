@@ -13,10 +13,10 @@ SHORT = float(os.environ.get("RCU_TORTURE_SECONDS", "4"))
 LONG = float(os.environ.get("RCU_TORTURE_LONG_SECONDS", "120"))
 
 
-def _torture(flavor: str, seconds: float, seed: int) -> None:
+def _torture(flavor: str, seconds: float, seed: int, switch_interval: float = 1e-5) -> None:
     domain = rcu.Domain(flavor, stall_timeout=None)
     try:
-        result = Torture(domain, readers=3, seed=seed).run(seconds)
+        result = Torture(domain, readers=3, seed=seed, switch_interval=switch_interval).run(seconds)
     finally:
         domain.close()
     assert not result.errors, result.summary()
@@ -35,6 +35,15 @@ def _torture(flavor: str, seconds: float, seed: int) -> None:
 @pytest.mark.parametrize("flavor", ["epoch", "qsbr"])
 def test_torture_short(flavor: str) -> None:
     _torture(flavor, SHORT, seed=1)
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("flavor", ["epoch", "qsbr"])
+def test_torture_short_with_a_one_microsecond_switch_interval(flavor: str) -> None:
+    # Threads switch at almost every bytecode, so readers step aside for
+    # grace periods at their most interleaved: the handoff must never let a
+    # grace period end under a section that began before it.
+    _torture(flavor, SHORT / 2, seed=3, switch_interval=1e-6)
 
 
 @pytest.mark.timeout(120)
