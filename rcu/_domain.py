@@ -40,7 +40,8 @@ Locks, and their order (a thread takes them only in this order, and no code
 path holds two of them except the fork handler, which takes all three):
 
 1. ``CallbackEngine._lock`` (see :mod:`rcu._callbacks`).
-2. ``_gp_cond``: guards ``_completed``, ``_gp_active`` and ``_closed``.
+2. ``_gp_cond``: guards ``_completed``, ``_gp_active``, ``_closed``,
+   ``_sleepers`` and ``_handoff`` (the handoff gate's owner changes under it).
 3. ``_registry_lock``: guards ``_registry``; taken for registration and to
    snapshot the readers when a grace period starts.
 
@@ -182,6 +183,10 @@ class Domain:
         self._gp_cond = threading.Condition(threading.Lock())
         self._completed = 0
         self._gp_active = False
+        self._sleepers = 0  # threads in _gp_cond.wait() for a grace period
+        # The driver's handoff gate and the readers it flagged, while a grace
+        # period waits or until the first thread it woke runs (see _wait_for).
+        self._handoff: tuple[threading.Lock, list[Reader]] | None = None
         self._closed = False
         self._latency = LatencyWindow()
         self._stalls = 0
@@ -423,16 +428,25 @@ class Domain:
                     if abort is not None and abort():
                         return False
                     if not self._gp_active:
-                        # Become the driver of grace period _completed + 1.
+                        # Become the driver of grace period _completed + 1
+                        # (and take over the flags a handoff left).
+                        self._end_handoff_locked()
                         self._gp_active = True
                         break
-                    if deadline is None:
-                        cond.wait()
-                    else:
-                        remaining = deadline - time.monotonic()
-                        if remaining <= 0:
-                            return False
+                    remaining = None if deadline is None else deadline - time.monotonic()
+                    if remaining is not None and remaining <= 0:
+                        return False
+                    self._sleepers += 1
+                    try:
                         cond.wait(remaining)
+                    finally:
+                        self._sleepers -= 1
+                    if not self._gp_active:
+                        # Running again after a grace period ended: the
+                        # interpreter reached this thread, so the bystanders
+                        # may stop stepping aside for it. (While a grace
+                        # period runs, its driver owns the handoff.)
+                        self._end_handoff_locked()
             completed = False
             try:
                 completed = self._run_grace_period(deadline, abort)
@@ -441,9 +455,34 @@ class Domain:
                     self._gp_active = False
                     if completed:
                         self._completed += 1
+                    if not (completed and self._sleepers):
+                        self._end_handoff_locked()
+                    # else: the flags and the closed gate stay, so that the
+                    # threads this wakes get the interpreter from busy
+                    # readers at their next boundary (the first of them to
+                    # run ends the handoff), not a switch interval later.
                     cond.notify_all()
             if not completed:
                 return False
+
+    def _end_handoff_locked(self) -> None:
+        """Open the handoff gate and clear the flags a grace period left (``_gp_cond`` held).
+
+        The flags and the gate belong to whoever holds the driver's role: the
+        driver while its grace period runs, then, if it ended with threads
+        waiting for it, the first thread that takes ``_gp_cond`` after it
+        (a woken waiter or the next driver). Taking them under ``_gp_cond``
+        keeps one writer at a time.
+        """
+        handoff = self._handoff
+        if handoff is None:
+            return
+        self._handoff = None
+        gate, readers = handoff
+        self._gp.gate = None
+        for reader in readers:
+            reader.waiting = NOT_WAITING
+        gate.release()  # the readers blocked on it go on
 
     def _run_grace_period(self, deadline: float | None, abort: Callable[[], bool] | None) -> bool:
         """Run one grace period; only the thread that set ``_gp_active`` calls this."""
@@ -476,10 +515,11 @@ class Domain:
 
         Under a GIL the driver keeps the interpreter until its holdouts are
         flagged, flags the rest of ``readers`` to step aside, and holds a
-        handoff gate while it waits (see :mod:`rcu._reader`). Without a GIL
-        it gives the interpreter away once before flagging, as liburcu spins
-        a bounded number of times before it sleeps: read sections are short,
-        so most holdouts are gone by then and never pay for a wake-up.
+        handoff gate while it waits (see :mod:`rcu._reader`); it leaves both
+        in ``_handoff`` for :meth:`_wait_for` to end. Without a GIL it gives
+        the interpreter away once before flagging, as liburcu spins a bounded
+        number of times before it sleeps: read sections are short, so most
+        holdouts are gone by then and never pay for a wake-up.
         """
         handoff = _gil_enabled()
         if not handoff:
@@ -498,14 +538,19 @@ class Domain:
             for reader in readers:
                 if reader.waiting == NOT_WAITING:
                     reader.waiting = STEP_ASIDE
-        opened: threading.Lock | None = None  # the gate readers may be waiting on
+        completed = False
         try:
             while True:
+                opened = None
                 if handoff:
-                    # A fresh gate per scan: a reader steps aside at most once per gate.
+                    # A fresh gate per scan: a reader steps aside at most
+                    # once per gate. The old one opens after the scan.
                     gate = threading.Lock()
                     gate.acquire()
-                    gp.gate = gate
+                    with self._gp_cond:
+                        opened = self._handoff
+                        self._handoff = (gate, readers)
+                        gp.gate = gate
                 gp.clear()
                 # ORDER: set waiting, arm the gate, clear the signal, then read
                 # ctr. A reader that leaves after this read sees waiting and
@@ -518,9 +563,9 @@ class Domain:
                         reader.waiting = left
                 holdouts = still
                 if opened is not None:
-                    opened.release()  # the readers that stepped aside have been seen
-                opened = gp.gate
+                    opened[0].release()  # the readers that stepped aside have been seen
                 if not holdouts:
+                    completed = True
                     return True
                 now = time.monotonic()
                 if (deadline is not None and now >= deadline) or (abort is not None and abort()):
@@ -531,11 +576,12 @@ class Domain:
                 wake_at = [t for t in (deadline, stall_at) if t is not None]
                 gp.wait(min(wake_at) - now if wake_at else None)
         finally:
-            gp.gate = None
-            if opened is not None:
-                opened.release()
-            for reader in readers if handoff else holdouts:
-                reader.waiting = NOT_WAITING
+            if not handoff:
+                for reader in holdouts:
+                    reader.waiting = NOT_WAITING
+            elif not completed:
+                with self._gp_cond:
+                    self._end_handoff_locked()
 
     def _wake_waiters(self) -> None:
         """Wake every thread waiting for a grace period so it checks its ``abort``."""
@@ -637,6 +683,8 @@ class Domain:
         self._registry_lock = threading.Lock()
         self._gp_cond = threading.Condition(threading.Lock())
         self._gp_active = False
+        self._sleepers = 0
+        self._handoff = None  # its gate may be held by a thread the child does not have
         self._gp.reinit()
         me = self._current_reader()
         kept = {} if me is None else {me: self._registry[me]}

@@ -120,9 +120,10 @@ class GracePeriodState:
         self._wakeup.acquire(timeout=-1 if timeout is None else max(0.0, timeout))
 
     def reinit(self) -> None:
-        """After fork: a fresh, unsignalled wake-up lock."""
+        """After fork: a fresh, unsignalled wake-up lock and no handoff gate."""
         self._wakeup = threading.Lock()
         self._wakeup.acquire()
+        self.gate = None
 
 
 class _Unregistered(GracePeriodState):

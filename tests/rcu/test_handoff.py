@@ -209,3 +209,37 @@ def test_handoff_keeps_guarantee_one_under_a_tiny_switch_interval(domain: rcu.Do
         sys.setswitchinterval(old_interval)
         join(*threads)
     assert errors == []
+
+
+@pytest.mark.usefixtures("gil")
+def test_a_grace_period_with_waiters_hands_over_to_them_and_the_first_ends_it(
+    domain: rcu.Domain,
+) -> None:
+    bystander = Bystander(domain)
+    holdout = ParkedReader(domain, name="holdout")
+    driver = Background(domain.synchronize, name="driver")
+    assert wait_until(lambda: domain._gp.gate is not None)
+    joiners = [Background(domain.synchronize, name=f"joiner-{i}") for i in range(3)]
+    assert wait_until(lambda: domain._sleepers == 3), "the joiners did not wait for the driver"
+    holdout.finish()
+    assert driver.outcome() is True
+    for joiner in joiners:
+        assert joiner.outcome() is True
+    # Whoever ended the handoff opened the gate once and cleared every flag.
+    assert domain._handoff is None
+    assert domain._gp.gate is None
+    assert all(r.waiting == NOT_WAITING for r in domain._registry)
+    bystander.finish()
+
+
+@pytest.mark.usefixtures("gil")
+def test_a_waiter_that_times_out_leaves_the_drivers_handoff_alone(domain: rcu.Domain) -> None:
+    holdout = ParkedReader(domain, name="holdout")
+    driver = Background(domain.synchronize, name="driver")
+    assert wait_until(lambda: domain._gp.gate is not None)
+    handoff = domain._handoff
+    assert domain.synchronize(timeout=0.05) is False  # joins, times out
+    assert domain._handoff is handoff, "a timed-out waiter took the running driver's gate"
+    holdout.finish()
+    assert driver.outcome() is True
+    assert domain._handoff is None

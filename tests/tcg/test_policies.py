@@ -324,3 +324,41 @@ def test_followers_of_a_flush_wait_for_that_flush(
         assert not t.is_alive()
     assert sorted(done) == ["follower", "leader"]
     assert world.statistics().exclusive_sections == 2  # token 0 and token 1, once each
+
+
+@pytest.mark.timeout(60)
+def test_a_translator_expedites_the_queued_reclaim_on_its_own_thread() -> None:
+    # The worker would wait 30 s for a fuller batch: only the translator's
+    # own grace period can reclaim the region in time.
+    domain = rcu.Domain(stall_timeout=None, batch_delay=30.0)
+    policy = RcuRetire(domain)
+    regions = _Regions()
+    policy._buffer = regions  # type: ignore[assignment]
+    entered, release = threading.Event(), threading.Event()
+
+    def reader() -> None:
+        r = domain.register_thread()
+        with r:  # began before the retirement: holds its grace period
+            entered.set()
+            release.wait(30)
+        domain.unregister_thread()
+
+    holder = threading.Thread(target=reader, name="reader")
+    holder.start()
+    assert entered.wait(10)
+    policy.on_full()  # retire the oldest region, reclaim queued with call_rcu
+    assert regions.events == [("retire", "MainThread")]
+    translator = threading.Thread(target=policy.wait_for_space, args=(None,), name="translator")
+    translator.start()
+    translator.join(0.2)
+    assert translator.is_alive(), "the translator reclaimed under a reader"
+    release.set()
+    for t in (holder, translator):
+        t.join(10)
+        assert not t.is_alive()
+    assert regions.events == [("retire", "MainThread"), ("reclaim", "translator")]
+    domain.close()  # runs the queued reclaim, which finds the region gone
+    assert regions.events == [("retire", "MainThread"), ("reclaim", "translator")]
+    stats = policy.statistics()
+    assert (stats.retirements, stats.reclaims, stats.translator_waits) == (1, 1, 1)
+    assert domain.statistics().callbacks_invoked == 1
