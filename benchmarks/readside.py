@@ -23,10 +23,15 @@ if not __package__:  # run as ``python benchmarks/NAME.py``: make the package im
 
 import rcu
 from benchmarks._common import banner, machine, median_of, ns_per_op, table
+from rcu._flavors import EpochReader as PyEpochReader
+from rcu._flavors import QsbrReader as PyQsbrReader
 
 
 def read_side_costs(number: int, repeat: int) -> None:
-    banner("Cost of one read section (ns per enter + leave, median)")
+    banner(
+        f"Cost of one read section (ns per enter + leave, median; "
+        f"rcu.implementation = {rcu.implementation!r})"
+    )
     epoch = rcu.Domain(name="bench-epoch")
     qsbr = rcu.Domain("qsbr", name="bench-qsbr")
     lock = threading.Lock()
@@ -41,6 +46,12 @@ def read_side_costs(number: int, repeat: int) -> None:
         "q": qsbr.reader(),
         "qd": qsbr,
     }
+    # The pure-Python reference records, measured in the same run (not
+    # registered: the cost of a section does not depend on it).
+    me = threading.current_thread()
+    env["pr"] = PyEpochReader(epoch._gp, me)
+    env["pq"] = online = PyQsbrReader(qsbr._gp, me)
+    online.ctr = 1
     cases = [
         ("bare loop", "pass"),
         ("lock.acquire(); lock.release()", "acquire(); release()"),
@@ -53,6 +64,9 @@ def read_side_costs(number: int, repeat: int) -> None:
         ("qsbr: with q:", "with q: pass"),
         ("qsbr: q.quiescent_state()", "q.quiescent_state()"),
         ("qsbr: qd.quiescent_state()", "qd.quiescent_state()"),
+        ("python reference: with r:", "with pr: pass"),
+        ("python reference: r.lock(); r.unlock()", "pr.lock(); pr.unlock()"),
+        ("python reference: qsbr q.quiescent_state()", "pq.quiescent_state()"),
     ]
     results = {name: ns_per_op(stmt, env, number, repeat) for name, stmt in cases}
     base = results["with lock:"]

@@ -13,7 +13,7 @@ from typing import Any
 from rcu._debug import Reclaimable
 from rcu._domain import Domain, default_domain
 from rcu._pointer import Pointer
-from rcu._reader import Reader
+from rcu._reader import IMPLEMENTATION, Reader
 from rcu._stats import DomainStatistics, Percentiles
 from rcu.errors import (
     DomainClosedError,
@@ -40,6 +40,7 @@ __all__ = [
     "barrier",
     "call_rcu",
     "default_domain",
+    "implementation",
     "poll",
     "read",
     "read_lock",
@@ -47,6 +48,11 @@ __all__ = [
     "start_poll",
     "synchronize",
 ]
+
+#: ``"c"`` when the optional C extension serves the read side and the
+#: grace-period scan, ``"python"`` when the pure-Python reference does (no
+#: compiler at install time, or ``RCU_PURE_PYTHON=1`` in the environment).
+implementation: str = IMPLEMENTATION
 
 
 def read() -> Reader:

@@ -159,7 +159,7 @@ class Domain:
     ) -> None:
         if not isinstance(flavor, str):
             raise TypeError(f"flavor must be a str, not {type(flavor).__name__}")
-        self._reader_class = reader_class(flavor)
+        reader_class(flavor)  # an unknown flavor fails before the other options
         if name is not None and not isinstance(name, str):
             raise TypeError(f"name must be a str or None, not {type(name).__name__}")
         if stall_timeout is not None:
@@ -170,6 +170,7 @@ class Domain:
             debug = os.environ.get("RCU_DEBUG", "") not in ("", "0")
         elif not isinstance(debug, bool):
             raise TypeError(f"debug must be a bool or None, not {type(debug).__name__}")
+        self._reader_class = reader_class(flavor, debug=debug)
         self.flavor = flavor
         self.name = name if name is not None else f"domain-{id(self):x}"
         self.debug = debug

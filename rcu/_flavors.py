@@ -39,7 +39,7 @@ from __future__ import annotations
 from types import TracebackType
 from typing import TYPE_CHECKING
 
-from rcu._reader import HOLDOUT, Reader
+from rcu._reader import HOLDOUT, PyRecord, Reader, native
 from rcu.errors import ReadSectionError
 
 if TYPE_CHECKING:
@@ -50,7 +50,7 @@ __all__ = ["EpochReader", "QsbrReader", "reader_class"]
 _UNBALANCED = "unlock without a matching lock: no read section is open on this thread"
 
 
-class EpochReader(Reader):
+class EpochReader(PyRecord):
     """Reader record of the epoch flavor."""
 
     __slots__ = ()
@@ -106,7 +106,7 @@ class EpochReader(Reader):
             self._flagged()
 
 
-class QsbrReader(Reader):
+class QsbrReader(PyRecord):
     """Reader record of the qsbr flavor: online from registration."""
 
     __slots__ = ()
@@ -169,14 +169,108 @@ class QsbrReader(Reader):
         return True
 
 
-def reader_class(flavor: str) -> type[Reader]:
-    """The reader record class of ``flavor`` ("epoch" or "qsbr")."""
+class _CheckedEpochReader(EpochReader):
+    """Debug mode of the pure-Python epoch reader: every call checks its thread."""
+
+    __slots__ = ()
+
+    def __enter__(self) -> Self:
+        self._check_owner()
+        return super().__enter__()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._check_owner()
+        super().__exit__(exc_type, exc, tb)
+
+    def lock(self) -> None:
+        self._check_owner()
+        super().lock()
+
+    def unlock(self) -> None:
+        self._check_owner()
+        super().unlock()
+
+
+class _CheckedQsbrReader(QsbrReader):
+    """Debug mode of the pure-Python qsbr reader: every call checks its thread."""
+
+    __slots__ = ()
+
+    def __enter__(self) -> Self:
+        self._check_owner()
+        return super().__enter__()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._check_owner()
+        super().__exit__(exc_type, exc, tb)
+
+    def lock(self) -> None:
+        self._check_owner()
+        super().lock()
+
+    def unlock(self) -> None:
+        self._check_owner()
+        super().unlock()
+
+    def quiescent_state(self) -> None:
+        self._check_owner()
+        super().quiescent_state()
+
+    def offline(self) -> None:
+        self._check_owner()
+        super().offline()
+
+    def online(self) -> None:
+        self._check_owner()
+        super().online()
+
+
+_FLAVORS: dict[str, tuple[type[Reader], type[Reader]]] = {
+    "epoch": (EpochReader, _CheckedEpochReader),
+    "qsbr": (QsbrReader, _CheckedQsbrReader),
+}
+
+if native is not None:
+    from rcu._native import EpochReader as _NativeEpoch
+    from rcu._native import QsbrReader as _NativeQsbr
+
+    class NativeEpochReader(_NativeEpoch, Reader):
+        """Reader record of the epoch flavor, in C (rcu/_native.c)."""
+
+        __slots__ = ()
+
+    class NativeQsbrReader(_NativeQsbr, Reader):
+        """Reader record of the qsbr flavor, in C (rcu/_native.c)."""
+
+        __slots__ = ()
+
+    # The C read side always checks the thread: it costs a few nanoseconds.
+    _FLAVORS = {
+        "epoch": (NativeEpochReader, NativeEpochReader),
+        "qsbr": (NativeQsbrReader, NativeQsbrReader),
+    }
+
+
+def reader_class(flavor: str, *, debug: bool = False) -> type[Reader]:
+    """The reader record class of ``flavor`` ("epoch" or "qsbr").
+
+    With ``debug`` the pure-Python records check at every call that they run
+    on their owner thread (the C ones always do).
+    """
     try:
-        return _FLAVORS[flavor]
+        plain, checked = _FLAVORS[flavor]
     except (KeyError, TypeError):
         raise ValueError(
             f"unknown RCU flavor {flavor!r}: expected one of {sorted(_FLAVORS)}"
         ) from None
-
-
-_FLAVORS: dict[str, type[Reader]] = {"epoch": EpochReader, "qsbr": QsbrReader}
+    return checked if debug else plain

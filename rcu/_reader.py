@@ -60,15 +60,42 @@ what the read-side calls write into ``ctr``.
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
-from types import TracebackType
+from types import ModuleType, TracebackType
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from typing import Self
 
-__all__ = ["HOLDOUT", "NOT_WAITING", "STEP_ASIDE", "UNREGISTERED", "GracePeriodState", "Reader"]
+__all__ = [
+    "HOLDOUT",
+    "IMPLEMENTATION",
+    "NOT_WAITING",
+    "STEP_ASIDE",
+    "UNREGISTERED",
+    "GracePeriodState",
+    "Reader",
+    "native",
+]
+
+
+def _load_native() -> ModuleType | None:
+    """The C read side (rcu/_native.c), unless it is missing or RCU_PURE_PYTHON is set."""
+    if os.environ.get("RCU_PURE_PYTHON", "") not in ("", "0"):
+        return None
+    try:
+        from rcu import _native
+    except ImportError:  # built without a compiler, or an interpreter it does not support
+        return None
+    return _native
+
+
+#: The C extension module when it serves the read side, else None.
+native = _load_native()
+#: ``"c"`` when the C extension serves the read side, ``"python"`` otherwise.
+IMPLEMENTATION = "python" if native is None else "c"
 
 # The values of Reader.waiting (written by the grace-period driver only).
 NOT_WAITING = 0
@@ -78,7 +105,19 @@ STEP_ASIDE = 1
 HOLDOUT = 2
 
 
-class GracePeriodState:
+if TYPE_CHECKING or native is None:
+
+    class _Counter:
+        """The grace-period counter (the C extension has its own, with atomic access)."""
+
+        __slots__ = ("ctr",)
+        ctr: int
+
+else:
+    _Counter = native.Counter
+
+
+class GracePeriodState(_Counter):
     """What a domain shares with its readers: the counter and the wake-up signal.
 
     ``ctr`` is written only by the thread driving a grace period; it starts at
@@ -94,7 +133,7 @@ class GracePeriodState:
     ``gate`` is the handoff gate of a waiting grace period (GIL builds only).
     """
 
-    __slots__ = ("_wakeup", "ctr", "gate")
+    __slots__ = ("_wakeup", "gate")
 
     def __init__(self) -> None:
         self.ctr = 1
@@ -162,18 +201,27 @@ class Reader:
     ``with reader:`` and ``reader.lock(); reader.unlock()`` delimit a read
     section exactly as ``with domain.read():`` does, without looking up the
     current thread. A reader belongs to the thread that obtained it: use it
-    only on that thread.
+    only on that thread (the C read side checks this at every call and
+    raises :class:`rcu.RcuError`; the pure-Python one checks it with
+    ``debug=True``).
+
+    This class holds what both implementations share; the record's fields
+    (``ctr``, ``depth``, ``waiting``, ``stepped``, ``thread``, ``_gp``) live in
+    :class:`PyRecord` or in the C extension's types.
     """
 
-    __slots__ = ("_gp", "ctr", "depth", "stepped", "thread", "waiting")
+    if TYPE_CHECKING:
+        _gp: GracePeriodState
+        ctr: int
+        depth: int
+        waiting: int
+        stepped: threading.Lock | None
+        thread: threading.Thread
 
-    def __init__(self, gp: GracePeriodState, thread: threading.Thread) -> None:
-        self._gp = gp
-        self.thread = thread
-        self.ctr = 0
-        self.depth = 0
-        self.waiting = NOT_WAITING
-        self.stepped: threading.Lock | None = None
+        def __init__(self, gp: GracePeriodState, thread: threading.Thread) -> None: ...
+
+    else:
+        __slots__ = ()  # the fields live in the subclasses
 
     # The read-side calls below are implemented by each flavor.
 
@@ -238,3 +286,29 @@ class Reader:
         return (
             f"<{type(self).__name__} thread={self.thread.name!r} depth={self.depth} ctr={self.ctr}>"
         )
+
+
+class PyRecord(Reader):
+    """The pure-Python reader record: the reference of the C extension's."""
+
+    __slots__ = ("_gp", "ctr", "depth", "owner", "stepped", "thread", "waiting")
+
+    def __init__(self, gp: GracePeriodState, thread: threading.Thread) -> None:
+        self._gp = gp
+        self.thread = thread
+        self.owner = threading.get_ident()  # the thread that may use the handle
+        self.ctr = 0
+        self.depth = 0
+        self.waiting = NOT_WAITING
+        self.stepped = None
+
+    def _check_owner(self) -> None:
+        """Debug mode: raise RcuError unless called on the thread that owns this handle."""
+        if threading.get_ident() != self.owner:
+            from rcu.errors import RcuError
+
+            raise RcuError(
+                f"a reader handle belongs to the thread that obtained it "
+                f"({self.thread.name!r}): this is another thread; use domain.reader() "
+                f"or domain.read() on each thread"
+            )

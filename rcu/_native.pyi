@@ -1,0 +1,36 @@
+# Type stub of the C extension rcu/_native.c (the read side, in C).
+import threading
+from types import TracebackType
+from typing import Self
+
+from rcu._reader import GracePeriodState
+
+class Counter:
+    ctr: int
+
+class _Record:
+    _gp: GracePeriodState
+    ctr: int
+    depth: int
+    waiting: int
+    stepped: threading.Lock | None
+    thread: threading.Thread  # read-only
+    def __init__(self, gp: GracePeriodState, thread: threading.Thread) -> None: ...
+    def lock(self) -> None: ...
+    def unlock(self) -> None: ...
+    def __enter__(self) -> Self: ...
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
+    def is_ongoing(self, gp_ctr: int, /) -> bool: ...
+
+class EpochReader(_Record): ...
+
+class QsbrReader(_Record):
+    def quiescent_state(self) -> None: ...
+    def offline(self) -> None: ...
+    def online(self) -> None: ...
+    def _pause(self) -> bool: ...
