@@ -11,7 +11,7 @@ outside it, under each policy.
 
 Exit status: 0 when every run was correct; 1 when any run used reclaimed code
 (a ``UseAfterReclaimError``), produced the wrong guest output, faulted, or
-could not run; 2 for bad options (with a usage message), found before the
+could not run; 2 for bad options (one line saying what is wrong), found before the
 first run: unknown policies and workloads, files that are not ELF32 RISC-V
 executables, output paths that cannot be written.
 """
@@ -26,7 +26,7 @@ import sys
 import textwrap
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, TextIO, TypeVar
+from typing import Any, NoReturn, TextIO, TypeVar
 
 from tcg.compare import (
     SCENARIOS,
@@ -137,10 +137,17 @@ def _int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
 
 
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line: what is wrong, and where help is."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def parser() -> argparse.ArgumentParser:
     """The command line of ``rcu-compare``."""
     d = DEFAULTS
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="rcu-compare",
         description=__doc__.splitlines()[0].split(": ", 1)[1],
         epilog="With no options: " + _describe_defaults(),

@@ -19,9 +19,11 @@ A *run* executes the workload back to back until it has done at least
 ``min_run_seconds`` of guest work (one execution when that is 0), so that a
 run's throughput is total instructions over total time, not the start-up of
 one short program. The runs go in *rounds*: each round runs every cell and
-every baseline once, in an order shuffled anew with the seed, so the baseline
-gets as many runs as each cell, slow drift of the host spreads over every
-policy, and run *i* of one cell and run *i* of another ran in the same round:
+every baseline once, so the baseline gets as many runs as each cell. Within a
+round, the policies of one site (vCPUs, buffer, workload) run one after the
+other, in a shuffled order, and the sites go in a shuffled order
+(:func:`schedule`): run *i* of one policy and run *i* of another at the same
+site ran seconds apart, under the same load of the host, and
 :func:`comparisons` pairs them.
 
 What is measured, and how
@@ -758,7 +760,11 @@ _RUN_KEYS = ("mips", "instructions", "seconds", "executions", "retranslations", 
 
 
 def _run_costs(run: Json) -> Json:
-    return {"pause_ms": run["pause_ms"]["total"], "pause_max_ms": run["pause_ms"]["max"]}
+    return {
+        "pause_ms": run["pause_ms"]["total"],
+        "pause_max_ms": run["pause_ms"]["max"],
+        "quiesce_max_ms": run["time_to_quiesce_ms"]["max"],
+    }
 
 
 _warmed = False
@@ -847,16 +853,26 @@ _BASELINE_KEYS = (
 def schedule(settings: Settings) -> list[tuple[int, Cell]]:
     """Every run of ``settings`` in the order it runs: ``(round, cell)`` pairs.
 
-    Each round runs every baseline and every cell once, shuffled with a
-    generator seeded by ``settings.seed`` (a new order each round).
+    Each round runs every baseline and every cell once. Within a round the
+    runs are grouped by *site* (everything but the policy: vCPUs, buffer,
+    workload, host calls), so the runs a comparison pairs ran within a few
+    seconds of each other and a change in the host's load hits both; the
+    sites, and the policies within each site, go in an order shuffled anew
+    each round by a generator seeded with ``settings.seed``.
     """
-    tasks = settings.baselines() + settings.cells()
+    sites: dict[tuple[Any, ...], list[Cell]] = {}
+    for cell in settings.baselines() + settings.cells():
+        site = (cell.vcpus, cell.buffer_kb, cell.workload, cell.host_calls)
+        sites.setdefault(site, []).append(cell)
     rng = random.Random(settings.seed)
     out = []
     for round_ in range(settings.repeat):
-        order = list(range(len(tasks)))
+        order = list(sites.values())
         rng.shuffle(order)
-        out += [(round_, tasks[i]) for i in order]
+        for site_cells in order:
+            site_cells = list(site_cells)
+            rng.shuffle(site_cells)
+            out += [(round_, cell) for cell in site_cells]
     return out
 
 
@@ -989,7 +1005,9 @@ def comparisons(doc: Json, confidence: float = CONFIDENCE) -> list[Json]:
     the geometric mean over cells; ``ci`` its interval
     (:func:`tcg.stats.ratio_interval`), at the confidence that makes all
     items' intervals hold together with probability ``confidence``
-    (Bonferroni; the item's ``confidence``); None with fewer than two runs.
+    (weighted Bonferroni: the pooled items share half of ``1 - confidence``,
+    the per-cell items the other half; the item's ``confidence``); None with
+    fewer than two runs.
     ``better`` is ``"tie"`` unless ``ci`` excludes 1. In a ``stall``
     comparison, only cells with host calls outside guest code are compared.
     """
@@ -1021,9 +1039,15 @@ def comparisons(doc: Json, confidence: float = CONFIDENCE) -> list[Json]:
             if pooled:
                 plans.append((metric, a, b, None, pooled))
             plans += [(metric, a, b, key, [logs]) for key, logs in per]
-    each = family_confidence(confidence, len(plans)) if plans else confidence
+    # Weighted Bonferroni: the pooled comparisons (the verdict's headline)
+    # share half the error budget, the single cells the other half.
+    kinds = [sum(where is None for *_, where, _ in plans), 0]
+    kinds[1] = len(plans) - kinds[0]
+    budget = (1.0 - confidence) / (2 if all(kinds) else 1)
+    levels = [family_confidence(1.0 - budget, n) if n else confidence for n in kinds]
     items = []
     for metric, a, b, where, groups in plans:
+        each = levels[0] if where is None else levels[1]
         interval: Interval | None = ratio_interval(groups, each)
         if interval is None:
             ratio = math.exp(sum(statistics.fmean(g) for g in groups) / len(groups))

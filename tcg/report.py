@@ -50,6 +50,7 @@ __all__ = [
     "plot_pause_distribution",
     "plot_pause_timeline",
     "plot_throughput",
+    "precision",
     "pressure_cells",
     "representative",
     "stall_sentence",
@@ -174,12 +175,15 @@ def _claim(item: Json, first: str, other: str) -> str:
     if item["metric"] == "throughput":
         figure = f"{first} ran at {ratio:.2f}x {other}'s MIPS ({_interval(ci)})"
         if winner is None:
-            return f"no measurable difference in throughput at this precision ({figure})"
-        return f"{winner} kept more throughput ({figure})"
-    figure = f"{ratio:.2g}x the vCPU time {other} cost, per guest instruction ({_interval(ci)})"
+            return f"no measurable difference in throughput at this precision: {figure}"
+        return f"{winner} kept more throughput: {figure}"
+    figure = (
+        f"{first} cost vCPUs {ratio:.2f}x the time {other} cost them per guest instruction "
+        f"({_interval(ci)})"
+    )
     if winner is None:
-        return f"no measurable difference in vCPU time lost at this precision ({first}: {figure})"
-    return f"vCPUs lost less time to {winner} ({first}: {figure})"
+        return f"no measurable difference in vCPU time lost at this precision: {figure}"
+    return f"vCPUs lost less time to {winner}: {figure}"
 
 
 def _pair_points(items: list[Json], first: str, other: str, workloads: int) -> list[str]:
@@ -221,18 +225,23 @@ def _pair_points(items: list[Json], first: str, other: str, workloads: int) -> l
     return points
 
 
-def _precision(items: list[Json]) -> str:
-    """How precise the run was, and what to do if that is not enough."""
+def precision(doc: Json) -> str:
+    """How precise a run's comparisons were, and what to do if that is not enough."""
+    items = _comparisons(doc)
     if not items:
         return "Nothing to compare: the grid has one policy, or no cell both policies ran."
     pooled = [i for i in items if i["vcpus"] is None]
     cells = [i for i in items if i["vcpus"] is not None]
     if all(i["ci"] is None for i in items):
         return "With one run per cell there are no intervals and no claims: use --repeat 3 or more."
-    each = items[0]["confidence"]
+    levels = [
+        f"each {kind} one at {100 * group[0]['confidence']:.2f}%"
+        for kind, group in (("pooled", pooled), ("single-cell", cells))
+        if group
+    ]
     text = (
         f"Precision: {100 * CONFIDENCE:.0f}% intervals for all {len(items)} comparisons "
-        f"together (Bonferroni: each at {100 * each:.2f}%)"
+        f"together (Bonferroni: {', '.join(levels)})"
     )
     widths = {
         "pooled": [_half_width(i["ci"]) for i in pooled if i["metric"] == "throughput"],
@@ -272,7 +281,7 @@ def verdict_points(doc: Json) -> list[str]:
     """The verdict as a list of points, rcu against flush first (see the module's docstring)."""
     cells: list[Json] = doc["cells"]
     if doc.get("scenario") == "stall":
-        return [stall_sentence(doc), _correctness(cells)]
+        return [stall_sentence(doc), _correctness(doc)]
     policies = list(dict.fromkeys(c["policy"] for c in cells))
     workloads = len({c["workload"] for c in cells})
     pressed = pressure_cells(doc)
@@ -297,8 +306,8 @@ def verdict_points(doc: Json) -> list[str]:
             f"{_pct(statistics.median(c['baseline_fraction'] for c in relaxed))} of their "
             "no-pressure baselines."
         )
-    points.append(_precision(items))
-    points.append(_correctness(cells))
+    points.append(precision(doc))
+    points.append(_correctness(doc))
     return points
 
 
@@ -307,14 +316,17 @@ def verdict(doc: Json) -> str:
     return " ".join(verdict_points(doc))
 
 
-def _correctness(cells: Sequence[Json]) -> str:
-    bad = failures(cells)
+def _correctness(doc: Json) -> str:
+    records = [*doc["cells"], *doc.get("baselines", [])]
+    bad = failures(records)
     if bad:
         return f"{len(bad)} cell(s) FAILED a correctness check (see above)."
-    runs = sum(c.get("repeat", 1) for c in cells)
+    runs = sum(len(c["runs"]) if "runs" in c else c.get("repeat", 1) for c in records)
     return (
-        f"All {runs} runs were correct: the guest output matched, no fault, "
-        "no use of reclaimed code."
+        f"All {runs} runs were correct (baselines included): the guest output matched, no "
+        "fault, no use of reclaimed code."
+        if runs != 1
+        else "The run was correct: the guest output matched, no fault, no use of reclaimed code."
     )
 
 
