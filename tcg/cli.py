@@ -199,11 +199,11 @@ def parser() -> argparse.ArgumentParser:
     bound.add_argument(
         "--seconds",
         type=_positive_float,
-        help=f"time budget per run: stop at the next safe point after S seconds "
+        help=f"time budget per execution: stop at the next safe point after S seconds "
         f"(default {d['seconds']}; stall: {STALL_DEFAULTS['seconds']})",
     )
     bound.add_argument(
-        "--instructions", type=_positive_int, help="stop each run after N guest instructions"
+        "--instructions", type=_positive_int, help="stop each execution after N guest instructions"
     )
     p.add_argument(
         "--min-run-seconds", type=_seconds_or_zero, default=d["min_run_seconds"],

@@ -255,11 +255,11 @@ def precision(doc: Json) -> str:
     if spans:
         text += "; the median interval reaches " + ", ".join(spans)
     text += "."
+    more = "run more rounds (--repeat 10) or longer runs (--min-run-seconds 1)"
     if not widths["pooled"] or statistics.median(widths["pooled"]) > WIDE:
-        text += (
-            " That is too wide to decide differences of a few percent: run more rounds "
-            "(--repeat 10) or longer runs (--min-run-seconds 1)."
-        )
+        text += f" That is too wide to decide differences of a few percent: {more}."
+    elif widths["single-cell"] and statistics.median(widths["single-cell"]) > 2 * WIDE:
+        text += f" Single cells are told apart only by large differences: for them, {more}."
     return text
 
 

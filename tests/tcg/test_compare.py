@@ -118,6 +118,13 @@ def test_json_has_the_pinned_shape(tmp_path: Path) -> None:
     small = {c["policy"]: c for c in cells if c["buffer_kb"] == 16 and c["vcpus"] == 1}
     assert small["flush"]["flushes"] > 0
     assert small["rcu"]["retirements"] > 0
+    # Memory held back: a flush reclaims inside its stop (nothing invalidated
+    # here); RCU holds at most the one region waiting for its grace period.
+    assert small["flush"]["held_back_kb"] == 0.0
+    assert small["flush"]["peak_retired_kb"] > 0.0  # the whole buffer, inside the flush
+    assert 0.0 < small["rcu"]["held_back_kb"] <= 16 / 8
+    metrics = {(i["metric"], i["a"], i["b"]) for i in doc["comparisons"]}
+    assert metrics == {("throughput", "rcu", "flush"), ("time_lost", "rcu", "flush")}
 
 
 def test_report_writes_html_and_pngs(tmp_path: Path) -> None:
