@@ -85,14 +85,14 @@ RUNS: dict[str, Settings] = {
         buffer_kb=(32.0,),
         workloads=("stall",),
         seconds=5.0,
-        repeat=3,
+        repeat=5,
         scenario="stall",
     ),
 }
 QUIESCE_VCPUS = (1, 2, 4, 8)
 QUIESCE_KS = (10, 1_000, 10_000)
 QUIESCE_SECTIONS = 30
-QUIESCE_RUNS = 3
+QUIESCE_RUNS = 5
 #: The intervals the five shapes rest on (see each ``shape_*``); each is
 #: widened so that all of them hold together with 95% confidence.
 PAGE_INTERVALS = 10
@@ -198,7 +198,8 @@ def _paired(pairs: Sequence[tuple[Json, Json]], key: str) -> Interval | None:
 def _iv(interval: Interval | None) -> str:
     if interval is None:
         return "no interval: the stored results have no per-run figures"
-    return f"{interval.estimate:.2f}x, interval {interval.low:.2f}-{interval.high:.2f}"
+    low, high = (f"{x:.2f}" if x < 100 else f"{x:.3g}" for x in (interval.low, interval.high))
+    return f"{interval.estimate:.2f}x, interval {low}-{high}"
 
 
 def _above(interval: Interval | None, bound: float = 1.0) -> bool:
@@ -564,7 +565,7 @@ def _precision_of(doc: Json) -> str:
     """The run's precision, from its comparisons (computed if the document predates them)."""
     if "comparisons" not in doc:
         doc = doc | {"comparisons": comparisons(doc)}
-    return precision(doc)
+    return precision(doc).removeprefix("Precision: ")
 
 
 def draw_plots(data: Path) -> None:

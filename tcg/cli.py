@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import importlib.metadata
 import json
+import os
 import shutil
 import sys
 import textwrap
@@ -270,6 +271,8 @@ def settings_from(args: argparse.Namespace, p: argparse.ArgumentParser) -> Setti
             p.error(f"--report: {args.report} exists and is not a directory")
         if not report.exists() and not report.parent.is_dir():
             p.error(f"--report: no such directory: {report.parent}")
+        if not os.access(report if report.exists() else report.parent, os.W_OK):
+            p.error(f"--report: {args.report} cannot be written")
         try:
             import matplotlib  # noqa: F401
         except ImportError:
@@ -280,6 +283,8 @@ def settings_from(args: argparse.Namespace, p: argparse.ArgumentParser) -> Setti
             p.error(f"--json: {args.json} is a directory")
         if not out.parent.is_dir():
             p.error(f"--json: no such directory: {out.parent}")
+        if not os.access(out if out.exists() else out.parent, os.W_OK):
+            p.error(f"--json: {args.json} cannot be written")
     missing = engine_available(args.engine)
     if missing is not None:
         p.error(f"--engine: {missing}")

@@ -345,3 +345,19 @@ def test_a_policy_against_a_copy_of_itself_ties_on_every_comparison(tmp_path: Pa
         assert item["better"] == "tie", item
         # half the 5% for the two pooled items, half for the two single-cell ones
         assert item["confidence"] == pytest.approx(1 - 0.025 / 2)
+
+
+@pytest.mark.parametrize("option", ["--json", "--report"])
+def test_an_output_that_cannot_be_written_is_rejected_before_anything_runs(
+    option: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Permissions cannot be taken away from root, so the check's view of them is.
+    monkeypatch.setattr(tcg.cli.os, "access", lambda path, mode: False)
+    monkeypatch.setattr(tcg.cli, "run_comparison", None)  # calling it would fail
+    with pytest.raises(SystemExit) as exit_info:
+        main([option, str(tmp_path / "out")])
+    assert exit_info.value.code == 2
+    assert f"{option}: {tmp_path / 'out'} cannot be written" in capsys.readouterr().err
