@@ -361,3 +361,26 @@ def test_an_output_that_cannot_be_written_is_rejected_before_anything_runs(
         main([option, str(tmp_path / "out")])
     assert exit_info.value.code == 2
     assert f"{option}: {tmp_path / 'out'} cannot be written" in capsys.readouterr().err
+
+
+def test_each_round_runs_every_cell_once_with_each_site_together() -> None:
+    from tcg.compare import Settings, schedule
+
+    settings = Settings(
+        policies=("rcu", "rcu-qsbr", "flush"),
+        vcpus=(1, 2),
+        buffer_kb=(16.0, 64.0),
+        workloads=("crc32",),
+        repeat=3,
+        seed=5,
+    )
+    plan = schedule(settings)
+    tasks = settings.baselines() + settings.cells()
+    assert len(plan) == 3 * len(tasks)
+    for round_ in range(3):
+        ran = [cell for r, cell in plan if r == round_]
+        assert sorted(ran, key=repr) == sorted(tasks, key=repr)
+        sites = [(c.vcpus, c.buffer_kb) for c in ran]
+        blocks = [site for i, site in enumerate(sites) if i == 0 or sites[i - 1] != site]
+        assert len(blocks) == len(set(sites))  # a site's policies run back to back
+    assert schedule(settings) == plan  # the seed fixes the order
