@@ -49,7 +49,7 @@ T = TypeVar("T")
 #: code-heavy job; about 175 KiB of host code) on 1, 2 and 4 vCPUs, with
 #: buffers from a fifth of its code to more than all of it. An execution of
 #: the program takes a tenth to half a second; a run repeats it until it did
-#: a quarter of a second of guest work, so that short no-pressure runs are
+#: a fifth of a second of guest work, so that short no-pressure runs are
 #: not mostly start-up; five rounds give every cell and baseline five runs.
 #: The time budget only guards against a run that hangs.
 DEFAULTS: dict[str, Any] = {
@@ -59,7 +59,7 @@ DEFAULTS: dict[str, Any] = {
     "workloads": ("parallel",),
     "seconds": 10.0,
     "repeat": 5,
-    "min_run_seconds": 0.25,
+    "min_run_seconds": 0.2,
 }
 
 #: The stall scenario's defaults, where they differ: the ``stall`` guest (one
