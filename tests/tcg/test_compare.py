@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import statistics
 from pathlib import Path
 from typing import Any
@@ -355,7 +356,7 @@ def test_an_output_that_cannot_be_written_is_rejected_before_anything_runs(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # Permissions cannot be taken away from root, so the check's view of them is.
-    monkeypatch.setattr(tcg.cli.os, "access", lambda path, mode: False)
+    monkeypatch.setattr(os, "access", lambda path, mode: False)
     monkeypatch.setattr(tcg.cli, "run_comparison", None)  # calling it would fail
     with pytest.raises(SystemExit) as exit_info:
         main([option, str(tmp_path / "out")])
