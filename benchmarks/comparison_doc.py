@@ -1,6 +1,6 @@
 """Regenerate ``docs/comparison.md``: the documented comparison, measured, not typed.
 
-Run as ``python benchmarks/comparison_doc.py`` (about four minutes on two
+Run as ``python benchmarks/comparison_doc.py`` (about eight minutes on two
 cores). It runs four measurements in this process, one after the other:
 
 * ``pressure``: ``rcu``, ``rcu-qsbr`` and ``flush`` on the ``parallel``
@@ -17,7 +17,9 @@ cores). It runs four measurements in this process, one after the other:
 It stores each result as JSON in ``docs/comparison/`` with the plots of the
 pressure run, then writes the page: the tables, the plots, and for each of
 five shapes the literature predicts whether this measurement shows it, with
-the figure, computed from the JSON. ``--from-json`` rewrites the page from
+the figure, computed from the JSON: a shape counts as reproduced only where
+a confidence interval supports it (the page's intervals hold together with
+95% confidence, Bonferroni). ``--from-json`` rewrites the page from
 the stored results without measuring again; ``--quick`` runs a tiny grid
 into a scratch directory (to check the script, not to publish).
 """
@@ -27,6 +29,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import math
 import statistics
 import sys
 import time
@@ -38,15 +41,17 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.quiescent import bench_quiesce
-from tcg.compare import Settings, run_comparison
+from tcg.compare import Settings, comparisons, run_comparison
 from tcg.report import (
     PLOTS,
+    precision,
     pressure_cells,
     representative,
     stall_sentence,
     table_rows,
     verdict,
 )
+from tcg.stats import Interval, family_confidence, ratio_interval
 
 Json = dict[str, Any]
 
@@ -63,6 +68,7 @@ RUNS: dict[str, Settings] = {
         workloads=("parallel",),
         seconds=10.0,
         repeat=5,
+        min_run_seconds=0.25,
     ),
     "batching": Settings(
         policies=("rcu-sync", "rcu", "rcu-batch"),
@@ -70,7 +76,8 @@ RUNS: dict[str, Settings] = {
         buffer_kb=(32.0, 64.0, 128.0),
         workloads=("parallel",),
         seconds=10.0,
-        repeat=3,
+        repeat=5,
+        min_run_seconds=0.25,
     ),
     "stall": Settings(
         policies=("rcu", "rcu-qsbr", "flush"),
@@ -78,13 +85,20 @@ RUNS: dict[str, Settings] = {
         buffer_kb=(32.0,),
         workloads=("stall",),
         seconds=5.0,
-        repeat=3,
+        repeat=5,
         scenario="stall",
     ),
 }
 QUIESCE_VCPUS = (1, 2, 4, 8)
 QUIESCE_KS = (10, 1_000, 10_000)
 QUIESCE_SECTIONS = 30
+QUIESCE_RUNS = 5
+#: The intervals the five shapes rest on (see each ``shape_*``); each is
+#: widened so that all of them hold together with 95% confidence.
+PAGE_INTERVALS = 10
+EACH = family_confidence(0.95, PAGE_INTERVALS)
+#: Values below this count as this (a pause of 0 ms, say), so ratios exist.
+FLOOR = 1e-3
 
 
 def _quick(s: Settings) -> Settings:
@@ -94,7 +108,7 @@ def _quick(s: Settings) -> Settings:
         buffer_kb=tuple(dict.fromkeys(s.buffer_kb[:1] + s.buffer_kb[-1:])),
         workloads=s.workloads,
         seconds=s.seconds,
-        repeat=1,
+        repeat=2,
         scenario=s.scenario,
     )
 
@@ -111,9 +125,17 @@ def measure(out: Path, quick: bool) -> None:
     rows = []
     for vcpus in QUIESCE_VCPUS[:2] if quick else QUIESCE_VCPUS:
         for k in QUIESCE_KS:
-            runs = [bench_quiesce(vcpus, k, QUIESCE_SECTIONS) for _ in range(1 if quick else 3)]
+            runs = [bench_quiesce(vcpus, k, QUIESCE_SECTIONS) for _ in range(QUIESCE_RUNS)]
             p50, p90 = (statistics.median(r[i] for r in runs) / 1e3 for i in range(2))
-            rows.append({"vcpus": vcpus, "k": k, "p50_us": p50, "p90_us": p90})
+            rows.append(
+                {
+                    "vcpus": vcpus,
+                    "k": k,
+                    "p50_us": p50,
+                    "p90_us": p90,
+                    "runs_p50_us": [r[0] / 1e3 for r in runs],
+                }
+            )
     (out / "quiesce.json").write_text(json.dumps(rows, indent=1) + "\n")
     print("quiesce: done")
 
@@ -157,14 +179,68 @@ def _by(cells: Sequence[Json], key: str) -> dict[Any, list[Json]]:
     return dict(sorted(groups.items()))
 
 
+def _runs(cell: Json, key: str) -> list[float]:
+    """Per run, in round order, ``key`` of the cell's runs (floored; empty if not stored)."""
+    return [max(float(run[key]), FLOOR) for run in cell.get("runs") or [] if key in run]
+
+
+def _paired(pairs: Sequence[tuple[Json, Json]], key: str) -> Interval | None:
+    """The ratio of ``key`` between the cells of each pair, run by run, pooled over the pairs."""
+    groups = []
+    for x, y in pairs:
+        xs, ys = _runs(x, key), _runs(y, key)
+        groups.append([math.log(a / b) for a, b in zip(xs, ys, strict=False)])
+    if not groups or any(len(g) < 2 for g in groups):
+        return None
+    return ratio_interval(groups, EACH)
+
+
+def _iv(interval: Interval | None) -> str:
+    if interval is None:
+        return "no interval: the stored results have no per-run figures"
+    low, high = (f"{x:.2f}" if x < 100 else f"{x:.3g}" for x in (interval.low, interval.high))
+    return f"{interval.estimate:.2f}x, interval {low}-{high}"
+
+
+def _above(interval: Interval | None, bound: float = 1.0) -> bool:
+    return interval is not None and interval.low > bound
+
+
+def _below(interval: Interval | None, bound: float = 1.0) -> bool:
+    return interval is not None and interval.high < bound
+
+
 def _grows(values: Sequence[float]) -> bool:
     """Non-decreasing within 20 % noise at every step, and at least doubled overall."""
     steps_ok = all(b >= 0.8 * a for a, b in itertools.pairwise(values))
     return len(values) > 1 and steps_ok and values[-1] >= 2 * max(values[0], 1e-9)
 
 
+def _k_interval(quiesce: list[Json]) -> Interval | None:
+    """Time to quiesce at the largest K over the smallest, run by run, pooled over vCPUs."""
+    ks = sorted({r["k"] for r in quiesce})
+    groups = []
+    for v in sorted({r["vcpus"] for r in quiesce}):
+        mine = {r["k"]: r for r in quiesce if r["vcpus"] == v}
+        hi, lo = mine[ks[-1]].get("runs_p50_us"), mine[ks[0]].get("runs_p50_us")
+        if not hi or not lo:
+            return None
+        groups.append(
+            [math.log(max(a, FLOOR) / max(b, FLOOR)) for a, b in zip(hi, lo, strict=False)]
+        )
+    if not groups or any(len(g) < 2 for g in groups):
+        return None
+    return ratio_interval(groups, EACH)
+
+
 def shape_pause_grows(pressure: Json, quiesce: list[Json], stall: Json) -> tuple[str, str]:
-    """(1) A stop-the-world pause grows with vCPUs and with the run between exit checks."""
+    """(1) A stop-the-world pause grows with vCPUs and with the run between exit checks.
+
+    Three intervals: flush's longest pause per run at the most vCPUs over
+    one vCPU (paired by round, pooled over buffers under pressure); time to
+    quiesce at the largest K over the smallest; in the stall scenario,
+    flush's longest time to quiesce with host calls inside over outside.
+    """
     flush = [c for c in pressure_cells(pressure) if c["policy"] == "flush"]
     by_vcpus = _by(flush, "vcpus")
     p99 = [_median([c["pause_ms"]["p99"] for c in cs]) for cs in by_vcpus.values()]
@@ -172,39 +248,60 @@ def shape_pause_grows(pressure: Json, quiesce: list[Json], stall: Json) -> tuple
     vcpu_list = ", ".join(
         f"{v}: {a:.2f} / {b:.1f}" for v, a, b in zip(by_vcpus, p99, peak, strict=True)
     )
+    most, fewest = (max(by_vcpus), min(by_vcpus)) if by_vcpus else (0, 0)
+    at = {(c["vcpus"], c["buffer_kb"]): c for c in flush}
+    pairs = [
+        (at[most, kb], at[fewest, kb])
+        for kb in sorted({c["buffer_kb"] for c in flush})
+        if (most, kb) in at and (fewest, kb) in at
+    ]
+    vcpus_iv = _paired(pairs, "pause_max_ms") if most != fewest else None
     ks = sorted({r["k"] for r in quiesce})
     per_k = {k: _median([r["p50_us"] for r in quiesce if r["k"] == k]) for k in ks}
     k_list = ", ".join(f"K={k}: {per_k[k]:.0f} us" for k in ks)
+    k_iv = _k_interval(quiesce)
     stall_flush = [c for c in stall["cells"] if c["policy"] == "flush"]
     quiesce_at = {
         hc: max((c["time_to_quiesce_ms"]["max"] for c in stall_flush if c["host_calls"] == hc),
                 default=0.0)
         for hc in ("inside", "outside")
     }  # fmt: skip
-    vcpus_hold = _grows(p99) or _grows(peak)
-    k_hold = _grows([per_k[k] for k in ks])
-    stall_hold = quiesce_at["inside"] > 10 * max(quiesce_at["outside"], 0.01)
-    status = "reproduced" if vcpus_hold and k_hold and stall_hold else "partly reproduced"
+    placed = {(c["vcpus"], c["host_calls"]): c for c in stall_flush}
+    stall_iv = _paired(
+        [
+            (placed[v, "inside"], placed[v, "outside"])
+            for v in sorted({c["vcpus"] for c in stall_flush})
+            if (v, "inside") in placed and (v, "outside") in placed
+        ],
+        "quiesce_max_ms",
+    )
+    vcpus_hold, k_hold, stall_hold = _above(vcpus_iv), _above(k_iv), _above(stall_iv, 10.0)
+    held = sum((vcpus_hold, k_hold, stall_hold))
+    status = "reproduced" if held == 3 else "partly reproduced" if held else "not reproduced"
     text = (
         f"Flush pauses under pressure, median over buffer sizes of each cell's p99 / max "
-        f"(ms) by vCPU count: {vcpu_list}. "
-        + (
-            "They grow with the vCPU count. "
-            if vcpus_hold
-            else "They do not grow steadily with the vCPU count here. "
-        )
+        f"(ms) by vCPU count: {vcpu_list}. Longest pause per run at {most} vCPUs over "
+        f"{fewest}, paired by round: {_iv(vcpus_iv)}; "
+        + ("they grow with the vCPU count. " if vcpus_hold else "no growth the interval supports. ")
         + f"Time to quiesce (p50, median over 1-{max(r['vcpus'] for r in quiesce)} vCPUs) "
-        f"against K, the loop iterations between exit checks: {k_list}"
-        + (", growing with K. " if k_hold else ", not growing with K. ")
+        f"against K, the loop iterations between exit checks: {k_list}; K={ks[-1]} over "
+        f"K={ks[0]}: {_iv(k_iv)}"
+        + (", growing with K. " if k_hold else ", no growth the interval supports. ")
         + f"The extreme case is the stall scenario: a vCPU that blocks 100 ms without an exit "
         f"check held a flush's exclusive section for up to {quiesce_at['inside']:.1f} ms, "
-        f"against {quiesce_at['outside']:.1f} ms once the call runs outside guest code."
+        f"against {quiesce_at['outside']:.1f} ms once the call runs outside guest code "
+        f"(inside over outside, run by run: {_iv(stall_iv)}"
+        + ("; at least ten times longer)." if stall_hold else "; not ten times longer for sure).")
     )
     return status, text
 
 
 def shape_rcu_runs(pressure: Json) -> tuple[str, str]:
-    """(2) RCU keeps vCPUs running and pays in memory, bounded by the regions it holds."""
+    """(2) RCU keeps vCPUs running and pays in memory, bounded by the regions it holds.
+
+    One interval: the vCPU time rcu lost per guest instruction over flush's,
+    pooled over the cells where both were under pressure.
+    """
     cells = pressure_cells(pressure)
     rcu = [c for c in cells if c["policy"] in ("rcu", "rcu-qsbr")]
     flush = [c for c in cells if c["policy"] == "flush"]
@@ -213,53 +310,77 @@ def shape_rcu_runs(pressure: Json) -> tuple[str, str]:
     sections_rcu = sum(c["time_to_quiesce_ms"]["count"] for c in rcu)
     sections_flush = sum(c["time_to_quiesce_ms"]["count"] for c in flush)
     flushes = sum(c["flushes"] for c in flush)
-    own = sum(c["pause_ms"]["total"] for c in rcu) / max(1, len(rcu))
-    theirs = sum(c["pause_ms"]["total"] for c in flush) / max(1, len(flush))
     regions = pressure["config"]["regions"]  # rcu and rcu-qsbr hold one region at most
-    bound_ok = all(c["peak_retired_kb"] <= c["buffer_kb"] / regions + 1e-6 for c in rcu)
-    worst = max((c["peak_retired_kb"] / c["buffer_kb"] for c in rcu), default=0.0)
-    flush_peak = max((c["peak_retired_kb"] / c["buffer_kb"] for c in flush), default=0.0)
-    near_zero = own <= 0.25 * theirs
+    held = [c.get("held_back_kb", c["peak_retired_kb"]) for c in rcu]
+    bound_ok = all(h <= c["buffer_kb"] / regions + 1e-6 for h, c in zip(held, rcu, strict=True))
+    worst = max((h / c["buffer_kb"] for h, c in zip(held, rcu, strict=True)), default=0.0)
+    flush_held = max((c.get("held_back_kb", 0.0) for c in flush), default=0.0)
+    at = {(c["vcpus"], c["buffer_kb"], c["workload"]): c for c in flush}
+    pairs = [
+        (c, at[c["vcpus"], c["buffer_kb"], c["workload"]])
+        for c in cells
+        if c["policy"] == "rcu" and (c["vcpus"], c["buffer_kb"], c["workload"]) in at
+    ]
+    lost = _lost_interval(pairs)
+    near_zero = _below(lost, 0.25)
     atomics_only = sections_rcu <= sum(c["vcpus"] for c in rcu)
     status = "reproduced" if near_zero and bound_ok and atomics_only else "partly reproduced"
     text = (
         f"RCU's reclamation stopped no vCPU: its {len(rcu)} cells under pressure ran "
         f"{sections_rcu} exclusive sections in all, the guest's own atomics (at most one "
         f"per hart), against {sections_flush} in the {len(flush)} flush cells, "
-        f"{flushes} of them flushes. Retired-but-not-reclaimed code under RCU peaked at "
-        f"{100 * worst:.1f}% of the buffer, within its bound of one region of {regions} "
-        f"({'held' if bound_ok else 'EXCEEDED'}); a flush retires the whole buffer at once "
-        f"(peak {100 * flush_peak:.0f}%), but only while every vCPU is stopped. "
+        f"{flushes} of them flushes. Memory held back under RCU (retired regions waiting for "
+        f"a grace period) peaked at {100 * worst:.1f}% of the buffer, within its bound of one "
+        f"region of {regions} ({'held' if bound_ok else 'EXCEEDED'}); a flush retires and "
+        f"reclaims the whole buffer while every vCPU is stopped, so it held back "
+        f"{flush_held:.1f} KiB. vCPU time lost per guest instruction, rcu over flush, pooled "
+        f"over the cells under pressure: {_iv(lost)}. "
     )
     if near_zero:
-        text += (
-            f"vCPU time lost per cell: {own:.0f} ms under RCU (translators waiting for space) "
-            f"against {theirs:.0f} ms under flush."
-        )
+        text += "RCU cost vCPUs at most a quarter of what the flush cost them."
     else:
         text += (
-            f"The pause is not near zero, though: a translator that finds the buffer full "
-            f"waits for a grace period, and per cell vCPUs lost {own:.0f} ms that way under "
-            f"RCU against {theirs:.0f} ms stopped or waiting under flush. With the GIL a "
-            f"grace period needs every other vCPU thread to be scheduled and pass a block "
-            f"boundary, each holding the interpreter for up to a switch interval "
+            "The interval does not put RCU's lost time near zero: a translator that finds the "
+            "buffer full waits for a grace period. With the GIL a grace period needs every "
+            "other vCPU thread to be scheduled and pass a block boundary, each holding the "
+            f"interpreter for up to a switch interval "
             f"({pressure['machine'].get('switch_interval_ms', 5):g} ms), which is what a "
-            f"flush waits for too; and RCU retires one region (an eighth of the buffer) per "
-            f"grace period where a flush empties all eight at once, so it waits several "
-            f"times as often. Free-threaded CPython, where a grace period costs microseconds "
-            f"(see the benchmarks page), is where this shape should appear."
+            "flush waits for too; and RCU retires one region (an eighth of the buffer) per "
+            "grace period where a flush empties all eight at once, so it waits several "
+            "times as often. Free-threaded CPython, where a grace period costs microseconds "
+            "(see the benchmarks page), is where this shape should appear."
         )
     return status, text
 
 
+def _lost_interval(pairs: Sequence[tuple[Json, Json]]) -> Interval | None:
+    """vCPU time lost per guest instruction, the first cell of each pair over the second."""
+    groups = []
+    for x, y in pairs:
+        per = [
+            [max(r["pause_ms"] * 1e6 / max(r["instructions"], 1), FLOOR) for r in c["runs"]]
+            for c in (x, y)
+            if c.get("runs")
+        ]
+        if len(per) < 2:
+            return None
+        groups.append([math.log(a / b) for a, b in zip(*per, strict=False)])
+    if not groups or any(len(g) < 2 for g in groups):
+        return None
+    return ratio_interval(groups, EACH)
+
+
 def shape_retranslation(pressure: Json) -> tuple[str, str]:
-    """(3) A flush throws hot code away and retranslates more than retiring the oldest."""
+    """(3) A flush throws hot code away and retranslates more than retiring the oldest.
+
+    One interval: flush's retranslations per run over rcu's, pooled over the
+    cells where both were under pressure.
+    """
     cells = pressure_cells(pressure)
     totals = {
         p: sum(c["retranslations"] for c in cells if c["policy"] == p)
         for p in ("flush", "rcu", "rcu-qsbr")
     }
-    ratio = totals["flush"] / max(1, totals["rcu"])
     per_kb = {
         kb: (
             sum(c["retranslations"] for c in cs if c["policy"] == "flush"),
@@ -267,18 +388,27 @@ def shape_retranslation(pressure: Json) -> tuple[str, str]:
         )
         for kb, cs in _by(cells, "buffer_kb").items()
     }
+    at = {(c["vcpus"], c["buffer_kb"]): c for c in cells if c["policy"] == "rcu"}
+    pairs = [
+        (c, at[c["vcpus"], c["buffer_kb"]])
+        for c in cells
+        if c["policy"] == "flush" and (c["vcpus"], c["buffer_kb"]) in at
+    ]
+    interval = _paired(pairs, "retranslations")
     detail = "; ".join(f"{kb:g} KiB: {f} against {r}" for kb, (f, r) in per_kb.items())
-    status = "reproduced" if ratio > 1.05 else "not reproduced"
+    more = _above(interval)
+    status = "reproduced" if more else "not reproduced"
     text = (
-        f"Retranslations under pressure, all cells: flush {totals['flush']}, rcu "
-        f"{totals['rcu']}, rcu-qsbr {totals['rcu-qsbr']} (flush {ratio:.2f}x rcu); by buffer, "
-        f"flush against rcu: {detail}. "
+        f"Retranslations under pressure, the median runs of all cells: flush {totals['flush']}, "
+        f"rcu {totals['rcu']}, rcu-qsbr {totals['rcu-qsbr']}; by buffer, flush against rcu: "
+        f"{detail}. Flush over rcu, run by run, pooled over the cells: {_iv(interval)}. "
     )
-    if ratio <= 1.05:
+    if not more:
         text += (
-            "The workload's footprint is the reason: every slice of `parallel` calls all "
-            "128 functions once, so little code stays hot between slices, and retiring the "
-            "oldest region throws away nearly what a flush does."
+            "The interval does not put flush above rcu. The workload's footprint is the "
+            "reason: every slice of `parallel` calls all 128 functions once, so little code "
+            "stays hot between slices, and retiring the oldest region throws away nearly what "
+            "a flush does."
         )
     else:
         text += (
@@ -290,25 +420,36 @@ def shape_retranslation(pressure: Json) -> tuple[str, str]:
 
 
 def shape_baseline(pressure: Json) -> tuple[str, str]:
-    """(4) With a buffer larger than the working set every policy matches the baseline."""
+    """(4) With a buffer larger than the working set every policy matches the baseline.
+
+    One interval per policy (three): the throughput of its cells where the
+    code fit over its no-pressure baseline's, paired by round; the shape
+    holds where every interval lies within 15% of 1.
+    """
     code: dict[int, float] = {}
     for b in pressure["baselines"]:
         code[b["vcpus"]] = max(code.get(b["vcpus"], 0.0), b["peak_live_kb"])
     fits = [c for c in pressure["cells"] if c["buffer_kb"] >= code.get(c["vcpus"], 0.0)]
-    by_policy = _by(fits, "policy")
-    medians = {p: _median([c["baseline_fraction"] for c in cs]) for p, cs in by_policy.items()}
+    base = {(b["policy"], b["vcpus"], b["workload"]): b for b in pressure["baselines"]}
     acted = sum(c["retirements"] + c["flushes"] for c in fits)
-    listed = ", ".join(f"{p} {100 * m:.0f}%" for p, m in medians.items())
-    ok = bool(medians) and all(0.85 <= m <= 1.15 for m in medians.values()) and acted == 0
-    spread = [c["baseline_fraction"] for c in fits]
+    listed, ok = [], bool(fits) and acted == 0
+    for policy, cs in _by(fits, "policy").items():
+        pairs = [(c, base[policy, c["vcpus"], c["workload"]]) for c in cs]
+        interval = _paired(pairs, "mips")
+        listed.append(f"{policy} {_iv(interval)}")
+        ok = ok and interval is not None and interval.low >= 0.85 and interval.high <= 1.15
     text = (
         f"With {', '.join(f'{kb:g}' for kb in sorted({c['buffer_kb'] for c in fits}))} KiB "
         f"(the code is {max(code.values(), default=0):.0f} KiB), no policy retired or flushed "
-        f"anything ({acted} events), and the median throughput as a fraction of the "
-        f"no-pressure baseline was: {listed}. Single runs ranged from "
-        f"{100 * min(spread, default=0):.0f}% to {100 * max(spread, default=0):.0f}%: a run "
-        f"of `parallel` lasts about a tenth of a second, where thread start-up and the "
-        f"GIL's scheduling show."
+        f"anything ({acted} events). Throughput over the no-pressure baseline, run by run, "
+        f"pooled over the vCPU counts: {'; '.join(listed)}. "
+        + (
+            "Every interval lies within 15% of the baseline."
+            if ok
+            else "Not every interval lies within 15% of the baseline: a run of `parallel` "
+            "lasts a few tenths of a second, where thread start-up and the GIL's scheduling "
+            "show."
+        )
     )
     return ("reproduced" if ok else "not reproduced"), text
 
@@ -319,7 +460,11 @@ def _gps(c: Json) -> int:
 
 
 def shape_batching(batching: Json) -> tuple[str, str]:
-    """(5) Batching retirements per grace period beats one grace period per retirement."""
+    """(5) Batching retirements per grace period beats one grace period per retirement.
+
+    Two intervals: rcu-batch's throughput over rcu's and over rcu-sync's,
+    pooled over the cells where both were under pressure.
+    """
     cells = pressure_cells(batching)
     rows = []
     stats: dict[str, dict[str, float]] = {}
@@ -345,10 +490,18 @@ def shape_batching(batching: Json) -> tuple[str, str]:
         return "not measured", "The batching run is missing a policy."
     batched = stats["rcu-batch"]
     fewer_gps = batched["gp_per_retirement"] < 0.75 * stats["rcu"]["gp_per_retirement"]
-    # A lead under 10 % is within the run-to-run spread of these short runs.
-    faster = batched["fraction"] > 1.1 * max(
-        stats["rcu"]["fraction"], stats["rcu-sync"]["fraction"]
-    )
+    at = {(c["policy"], c["vcpus"], c["buffer_kb"]): c for c in cells}
+
+    def against(other: str) -> Interval | None:
+        pairs = [
+            (c, at[other, c["vcpus"], c["buffer_kb"]])
+            for c in cells
+            if c["policy"] == "rcu-batch" and (other, c["vcpus"], c["buffer_kb"]) in at
+        ]
+        return _paired(pairs, "mips")
+
+    over = {other: against(other) for other in ("rcu", "rcu-sync")}
+    faster = all(_above(iv) for iv in over.values())
     status = (
         "reproduced"
         if fewer_gps and faster
@@ -356,17 +509,22 @@ def shape_batching(batching: Json) -> tuple[str, str]:
         if fewer_gps
         else "not reproduced"
     )
-    text = "Under pressure (median or mean over the cells): " + "; ".join(rows) + ". "
+    text = (
+        "Under pressure (median or mean over the cells): "
+        + "; ".join(rows)
+        + ". Throughput of rcu-batch, run by run, pooled over the cells: "
+        + "; ".join(f"over {other} {_iv(iv)}" for other, iv in over.items())
+        + ". "
+    )
     if fewer_gps and faster:
         text += "Sharing grace periods cut the waits and kept the most throughput."
     elif fewer_gps:
         text += (
             "Batching works as a mechanism (several retirements share each grace period and "
-            "translators wait less often) but does not buy clear throughput here (no lead "
-            "beyond 10%, the spread of these short runs): each region in "
-            "flight is an eighth of the buffer that holds no live code, so four in flight "
-            "cost retranslations, and `rcu-sync`, which keeps all eight regions live until "
-            "a translator needs space, wastes none. With regions that small against a "
+            "translators wait less often) but buys no throughput the intervals support: each "
+            "region in flight is an eighth of the buffer that holds no live code, so four in "
+            "flight cost retranslations, and `rcu-sync`, which keeps all eight regions live "
+            "until a translator needs space, wastes none. With regions that small against a "
             "footprint this large, buffer capacity matters more than grace periods."
         )
     else:
@@ -397,9 +555,17 @@ def _settings_line(doc: Json) -> str:
     return (
         f"policies {', '.join(s['policies'])}; vCPUs {', '.join(map(str, s['vcpus']))}; "
         f"buffers {', '.join(f'{kb:g}' for kb in s['buffer_kb'])} KiB in {s['regions']} "
-        f"regions; workload {', '.join(s['workloads'])}; {s['repeat']} runs per cell "
-        f"(median shown)"
+        f"regions; workload {', '.join(s['workloads'])}; {s['repeat']} runs per cell in as "
+        f"many rounds, each of at least {s.get('min_run_seconds', 0):g} s of guest work "
+        f"(median shown, with its 95% interval)"
     )
+
+
+def _precision_of(doc: Json) -> str:
+    """The run's precision, from its comparisons (computed if the document predates them)."""
+    if "comparisons" not in doc:
+        doc = doc | {"comparisons": comparisons(doc)}
+    return precision(doc).removeprefix("Precision: ")
 
 
 def draw_plots(data: Path) -> None:
@@ -446,14 +612,19 @@ def render(data: Path, images: str) -> str:
         "",
         f"Measured on {m['date'][:10]}: Python {m['python']} ({m['implementation']}), "
         f"{m['cpu_count']} CPUs, {m['platform']}. Regenerate with "
-        "`python benchmarks/comparison_doc.py` (about four minutes), or rewrite this page "
+        "`python benchmarks/comparison_doc.py` (about eight minutes), or rewrite this page "
         "from the stored results with `--from-json`.",
+        "",
+        f"How precise the pressure sweep was: {_precision_of(pressure)}",
         "",
         "## Five expected shapes",
         "",
         "What the literature (QEMU's tb_flush, Linux and liburcu's RCU) leads one to expect, "
         "and whether this measurement shows it. Every figure below is computed from the "
-        "stored results; so is the verdict.",
+        "stored results; so is the verdict. A shape counts as reproduced only where a "
+        f"confidence interval supports it: the {PAGE_INTERVALS} intervals the shapes rest on "
+        f"are Student t intervals of ratios of paired runs, each at {100 * EACH:.1f}% so that "
+        "all of them hold together with 95% confidence (Bonferroni).",
         "",
     ]
     for i, (title, judge) in enumerate(shapes, 1):

@@ -8,10 +8,23 @@ has against how much buffer it gets (a flush that runs once a second costs
 nothing; one that runs every millisecond costs everything), on how many vCPUs
 a flush must stop, and on noise. So the harness runs a grid of *cells*,
 ``(policy, vcpus, buffer_kb, workload)``, each ``repeat`` times, and reports
-the median with its spread. Next to each (workload, vCPU count) it runs a
+the median with a 95% interval. Next to each (workload, vCPU count) it runs a
 *no-pressure baseline* (a buffer so large nothing is ever retired), so that
 throughput under pressure reads as a fraction of what the same machine does
 when reclamation never happens.
+
+Runs and rounds
+---------------
+A *run* executes the workload back to back until it has done at least
+``min_run_seconds`` of guest work (one execution when that is 0), so that a
+run's throughput is total instructions over total time, not the start-up of
+one short program. The runs go in *rounds*: each round runs every cell and
+every baseline once, so the baseline gets as many runs as each cell. Within a
+round, the policies of one site (vCPUs, buffer, workload) run one after the
+other, in a shuffled order, and the sites go in a shuffled order
+(:func:`schedule`): run *i* of one policy and run *i* of another at the same
+site ran seconds apart, under the same load of the host, and
+:func:`comparisons` pairs them.
 
 What is measured, and how
 -------------------------
@@ -57,6 +70,8 @@ from __future__ import annotations
 import bisect
 import concurrent.futures
 import datetime
+import importlib
+import itertools
 import math
 import multiprocessing
 import os
@@ -77,20 +92,29 @@ from tcg.buffer import TranslationBuffer
 from tcg.engines import DEFAULT_ENGINE, ENGINES, engine_available, make_machine
 from tcg.machine import POLICIES, Machine, MachineError, MachineResult, make_policy
 from tcg.policies import PolicyStatistics, RetirePolicy, VcpuHooks
+from tcg.riscv.elf import parse_elf
 from tcg.riscv.errors import LoaderError
+from tcg.stats import Interval, family_confidence, log_interval, ratio_interval
 from tcg.workloads import WORKLOADS
 
 __all__ = [
     "BASELINE_KB",
+    "CONFIDENCE",
     "JSON_VERSION",
+    "METRICS",
     "SCENARIOS",
     "Cell",
     "Settings",
     "check_policy",
+    "comparisons",
     "machine_info",
+    "pressure_cells",
     "resolve_workload",
     "run_cell",
     "run_comparison",
+    "run_once",
+    "schedule",
+    "summarize",
 ]
 
 #: The version of the JSON document (bumped if a pinned field changes).
@@ -105,6 +129,20 @@ MAX_TIMELINE = 400
 #: ``stall``, a vCPU blocked in long host calls, each cell run with the calls
 #: inside guest code and outside it.
 SCENARIOS = ("pressure", "stall")
+#: The confidence of a report's claims together: every comparison's interval
+#: is widened (Bonferroni) so that all of them hold at once this often.
+CONFIDENCE = 0.95
+#: What :func:`comparisons` compares: name -> (what it is, higher is better).
+#: ``throughput`` is a run's MIPS; ``time_lost`` the vCPU time the policy
+#: stopped or kept vCPUs waiting, per million guest instructions (so runs that
+#: did more work compare fairly), floored at :data:`LOST_FLOOR_MS`.
+METRICS: dict[str, tuple[str, bool]] = {
+    "throughput": ("guest MIPS", True),
+    "time_lost": ("vCPU ms lost to the policy per million guest instructions", False),
+}
+#: The resolution of ``time_lost``: less than 1 us per million instructions
+#: counts as 1 us, so that two policies that lost nothing compare as equal.
+LOST_FLOOR_MS = 1e-3
 
 HostCalls = Literal["outside", "inside"]
 
@@ -137,9 +175,12 @@ class Cell:
 class Settings:
     """A whole comparison: the grid's axes and how each run is bounded.
 
-    ``seconds`` and ``instructions`` bound each run (at most one of them;
-    neither means: run every program to its end). ``expect`` maps a workload
-    given as a path to the file holding its expected output.
+    ``seconds`` and ``instructions`` bound each execution of the workload (at
+    most one of them; neither means: run every program to its end). A run
+    repeats executions until it has lasted ``min_run_seconds`` (0: one
+    execution); ``repeat`` is the number of rounds, each running every cell
+    and baseline once. ``expect`` maps a workload given as a path to the
+    file holding its expected output.
     """
 
     policies: tuple[str, ...]
@@ -157,6 +198,8 @@ class Settings:
     scenario: str = "pressure"
     #: The emulator every cell runs on (:data:`tcg.engines.ENGINES`).
     engine: str = DEFAULT_ENGINE
+    #: Each run executes the workload until it did this much guest work.
+    min_run_seconds: float = 0.0
 
     def __post_init__(self) -> None:
         for name in ("policies", "vcpus", "buffer_kb", "workloads"):
@@ -174,6 +217,8 @@ class Settings:
             raise ValueError(f"seconds must be > 0, not {self.seconds}")
         if self.instructions is not None and self.instructions < 1:
             raise ValueError(f"instructions must be >= 1, not {self.instructions}")
+        if not 0 <= self.min_run_seconds < math.inf:
+            raise ValueError(f"min_run_seconds must be >= 0, not {self.min_run_seconds}")
         if self.scenario not in SCENARIOS:
             raise ValueError(
                 f"unknown scenario {self.scenario!r}: expected one of {', '.join(SCENARIOS)}"
@@ -230,7 +275,9 @@ def resolve_workload(spec: str, expect: str | None = None) -> GuestProgram:
 
     A built-in workload knows its output. A path does not: its output is
     checked only against ``expect`` (a file of the exact expected stdout),
-    and otherwise not at all (``output_ok`` is ``None``).
+    and otherwise not at all (``output_ok`` is ``None``). A path must be an
+    ELF32 RISC-V executable the emulator can load, checked here, before
+    anything runs.
     """
     if spec in WORKLOADS:
         w = WORKLOADS[spec]
@@ -240,6 +287,12 @@ def resolve_workload(spec: str, expect: str | None = None) -> GuestProgram:
         raise ValueError(
             f"unknown workload {spec!r}: not a file, and not one of {', '.join(WORKLOADS)}"
         )
+    try:
+        parse_elf(path.read_bytes())
+    except OSError as exc:
+        raise ValueError(f"workload {spec!r} cannot be read: {exc.strerror}") from None
+    except LoaderError as exc:
+        raise ValueError(f"workload {spec!r} is not a loadable ELF32 RISC-V file: {exc}") from None
     if expect is None:
         return GuestProgram(spec, str(path), None)
     data = Path(expect).read_bytes()
@@ -258,6 +311,16 @@ def check_policy(spec: str) -> None:
     if ":" not in spec:
         raise ValueError(
             f"unknown policy {spec!r}: expected one of {', '.join(POLICIES)} or module:Class"
+        )
+    module_name, _, attr = spec.partition(":")
+    try:
+        factory = getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError, ValueError) as exc:
+        raise ValueError(f"cannot import policy {spec!r}: {exc}") from None
+    if not callable(factory):
+        raise ValueError(
+            f"policy {spec!r} is a {type(factory).__name__}, not a class or factory "
+            "that takes a quiescent.World"
         )
     try:
         policy = make_policy(spec, quiescent.World(name="check"))
@@ -450,10 +513,10 @@ def _thin(points: Sequence[Any], limit: int) -> list[Any]:
     return [points[int(i * step)] for i in range(limit)] + [points[-1]]
 
 
-def _run_once(
+def _execute(
     cell: Cell, program: GuestProgram, regions: int, seconds: float | None, instructions: int | None
-) -> Json:
-    """One machine run of ``cell``: a plain-data record of what happened."""
+) -> tuple[Json, list[float]]:
+    """One execution of ``cell``'s workload: its record, and its pauses in seconds."""
     probes: list[_Probe] = []
 
     def factory(world: quiescent.World) -> RetirePolicy:
@@ -486,7 +549,9 @@ def _run_once(
     return _record(cell, program, result, probes[0])
 
 
-def _record(cell: Cell, program: GuestProgram, r: MachineResult, probe: _Probe) -> Json:
+def _record(
+    cell: Cell, program: GuestProgram, r: MachineResult, probe: _Probe
+) -> tuple[Json, list[float]]:
     p, b, w = r.policy, r.buffer, r.world
     output_ok: bool | None = None
     if program.expected is not None:
@@ -501,7 +566,8 @@ def _record(cell: Cell, program: GuestProgram, r: MachineResult, probe: _Probe) 
     pauses = probe.pauses(stops_world)
     samples = [e - s for intervals in pauses.values() for s, e in intervals]
     gp = p.gp_latency
-    return {
+    timeline = sorted([*b.timeline, *probe.samples])
+    record = {
         "mips": r.mips,
         "instructions": r.instructions,
         "seconds": r.seconds,
@@ -537,15 +603,90 @@ def _record(cell: Cell, program: GuestProgram, r: MachineResult, probe: _Probe) 
         else {"count": gp.count, "p50": gp.p50 * 1e3, "p99": gp.p99 * 1e3, "max": gp.max * 1e3},
         "peak_live_kb": b.peak_live_bytes / 1024,
         "peak_retired_kb": b.peak_retired_bytes / 1024,
-        "timeline": [
-            [t, live, ret]
-            for t, live, ret in _thin(sorted([*b.timeline, *probe.samples]), MAX_TIMELINE)
-        ],
+        # Memory held back: retired bytes whose space cannot be reused yet,
+        # as sampled while vCPUs run (the buffer samples itself after each
+        # retirement, invalidation, reclaim and flush; the probe whenever a
+        # translator finds it full). A flush retires and reclaims inside one
+        # exclusive section, so it holds back only code invalidated before it.
+        "held_back_kb": max((ret for _, _, ret in timeline), default=0) / 1024,
+        "timeline": [[t, live, ret] for t, live, ret in _thin(timeline, MAX_TIMELINE)],
         "stops": {
             str(v): [[s, e] for s, e in intervals[:MAX_STOPS_PER_VCPU]]
             for v, intervals in sorted(pauses.items())
         },
     }
+    return record, samples
+
+
+#: How the summaries of several executions of one run combine.
+_SUMMED = (
+    "instructions", "seconds", "violations", "translations", "retranslations", "invalidations",
+    "retirements", "reclaims", "flushes", "translator_waits",
+)  # fmt: skip
+_PEAKS = ("peak_live_kb", "peak_retired_kb", "held_back_kb")
+_DISTRIBUTIONS = ("wait_ms", "stop_the_world_ms", "time_to_quiesce_ms", "gp_latency_ms")
+
+
+def _merge(records: list[Json], samples: list[float]) -> Json:
+    """One run's record from its executions' (the first one's timeline and stops).
+
+    Counts add up and peaks are the largest; pauses are recomputed from every
+    execution's; of the other distributions, counts add up and each
+    percentile is the largest of the executions' (an upper bound of the
+    pooled one).
+    """
+    first = records[0]
+    out = dict(first)
+    for key in _SUMMED:
+        out[key] = sum(r[key] for r in records)
+    for key in _PEAKS:
+        out[key] = max(r[key] for r in records)
+    for key in _DISTRIBUTIONS:
+        parts = [r[key] for r in records if r[key] is not None]
+        if parts:
+            out[key] = {k: (sum if k == "count" else max)(d[k] for d in parts) for k in parts[0]}
+    out["mips"] = out["instructions"] / out["seconds"] / 1e6 if out["seconds"] > 0 else 0.0
+    out["pause_ms"] = _percentiles_ms(samples)
+    last = records[-1]
+    out["stopped"], out["exit_code"] = last["stopped"], last["exit_code"]
+    oks = [r["output_ok"] for r in records]
+    out["output_ok"] = None if None in oks else all(oks)
+    out["fault"] = next((r["fault"] for r in records if r["fault"] is not None), None)
+    out["violation_messages"] = [m for r in records for m in r["violation_messages"]][:3]
+    out["executions"] = len(records)
+    return out
+
+
+def run_once(
+    cell: Cell,
+    regions: int,
+    seconds: float | None,
+    instructions: int | None,
+    min_run_seconds: float = 0.0,
+    expect: str | None = None,
+) -> Json:
+    """One run of ``cell``: executions of its workload until ``min_run_seconds`` of work.
+
+    Returns plain data: the run's record, or ``{"error": message}`` when a
+    machine cannot run as configured. A run stops early at an execution that
+    went wrong (a violation, a fault, wrong output) or did not end by itself.
+    """
+    program = resolve_workload(cell.workload, expect)
+    _warm_up()
+    records: list[Json] = []
+    samples: list[float] = []
+    try:
+        while True:
+            record, pauses = _execute(cell, program, regions, seconds, instructions)
+            records.append(record)
+            samples += pauses
+            done = sum(r["seconds"] for r in records) >= min_run_seconds
+            wrong = record["violations"] or record["fault"] or record["output_ok"] is False
+            if done or wrong or record["stopped"] not in ("exit", "limit"):
+                break
+    except (MachineError, LoaderError, ValueError, TypeError) as exc:
+        return {"error": f"{type(exc).__name__}: {exc}"}
+    return _merge(records, samples)
 
 
 def run_cell(
@@ -555,25 +696,35 @@ def run_cell(
     instructions: int | None,
     repeat: int,
     expect: str | None = None,
+    min_run_seconds: float = 0.0,
 ) -> Json:
-    """Run ``cell`` ``repeat`` times; the median run's details, with the spread.
-
-    Returns plain data (safe to pickle and to dump as JSON). ``mips`` is the
-    median over the runs and ``mips_spread`` their range; counts and
-    distributions are those of the median run; ``violations`` and ``faults``
-    add up over every run and ``output_ok`` holds only if it held for all.
-    A machine that cannot run as configured is reported in ``error``.
-    """
-    program = resolve_workload(cell.workload, expect)
-    _warm_up()
+    """Run ``cell`` ``repeat`` times in a row; its summary (see :func:`summarize`)."""
     runs: list[Json] = []
-    error: str | None = None
     for _ in range(repeat):
-        try:
-            runs.append(_run_once(cell, program, regions, seconds, instructions))
-        except (MachineError, LoaderError, ValueError, TypeError) as exc:
-            error = f"{type(exc).__name__}: {exc}"
+        runs.append(run_once(cell, regions, seconds, instructions, min_run_seconds, expect))
+        if "error" in runs[-1]:
             break
+    return summarize(cell, runs)
+
+
+def summarize(cell: Cell, runs: Sequence[Json]) -> Json:
+    """A cell's record from its runs, in the order they ran.
+
+    ``mips`` is the median over the runs, ``mips_ci`` the 95% interval of
+    their geometric mean (:func:`tcg.stats.log_interval`; None with fewer
+    than two runs) and ``mips_spread`` their range; ``runs`` keeps each run's
+    throughput and costs; other counts and distributions are those of the
+    median run; ``violations`` and ``faults`` add up over every run and
+    ``output_ok`` holds only if it held for all. The runs after the first
+    that could not run are dropped, and its message is the ``error``.
+    """
+    good: list[Json] = []
+    error: str | None = None
+    for run in runs:
+        if "error" in run:
+            error = run["error"]
+            break
+        good.append(run)
     out: Json = {
         "policy": cell.policy,
         "vcpus": cell.vcpus,
@@ -582,27 +733,38 @@ def run_cell(
         "host_calls": cell.host_calls,
         "engine": cell.engine,
     }
-    if not runs:
+    if not good:
         return out | _empty(error)
-    by_mips = sorted(runs, key=lambda run: run["mips"])
+    by_mips = sorted(good, key=lambda run: run["mips"])
     median = by_mips[(len(by_mips) - 1) // 2]
-    oks = [run["output_ok"] for run in runs]
+    oks = [run["output_ok"] for run in good]
+    mips = [run["mips"] for run in good]
+    ci = log_interval(mips) if all(m > 0 for m in mips) else None
     out |= median
     out |= {
-        "mips": statistics.median(run["mips"] for run in runs),
-        "mips_spread": {
-            "min": by_mips[0]["mips"],
-            "max": by_mips[-1]["mips"],
-            "runs": [run["mips"] for run in runs],
-        },
-        "repeat": len(runs),
-        "violations": sum(run["violations"] for run in runs),
-        "faults": sum(run["fault"] is not None for run in runs),
+        "mips": statistics.median(mips),
+        "mips_ci": None if ci is None else [ci.low, ci.high],
+        "mips_spread": {"min": by_mips[0]["mips"], "max": by_mips[-1]["mips"], "runs": mips},
+        "runs": [{key: run[key] for key in _RUN_KEYS} | _run_costs(run) for run in good],
+        "repeat": len(good),
+        "violations": sum(run["violations"] for run in good),
+        "faults": sum(run["fault"] is not None for run in good),
         "output_ok": None if None in oks else all(oks),
-        "completed": all(run["stopped"] == "exit" for run in runs),
+        "completed": all(run["stopped"] == "exit" for run in good),
         "error": error,
     }
     return out
+
+
+_RUN_KEYS = ("mips", "instructions", "seconds", "executions", "retranslations", "held_back_kb")
+
+
+def _run_costs(run: Json) -> Json:
+    return {
+        "pause_ms": run["pause_ms"]["total"],
+        "pause_max_ms": run["pause_ms"]["max"],
+        "quiesce_max_ms": run["time_to_quiesce_ms"]["max"],
+    }
 
 
 _warmed = False
@@ -647,8 +809,12 @@ def _empty(error: str | None) -> Json:
         "gp_latency_ms": None,
         "peak_live_kb": 0.0,
         "peak_retired_kb": 0.0,
+        "held_back_kb": 0.0,
         "timeline": [],
         "stops": {},
+        "mips_ci": None,
+        "runs": [],
+        "executions": 0,
         "repeat": 0,
         "faults": 0,
         "completed": False,
@@ -674,21 +840,49 @@ def machine_info() -> Json:
     }
 
 
+#: Called once per scheduled run as it finishes: the cell and the run's
+#: record (``{"error": ...}`` for a run that failed or was skipped).
 Progress = Callable[[Cell, Json], None]
 _BASELINE_KEYS = (
     "policy", "vcpus", "buffer_kb", "workload", "mips", "mips_spread", "instructions",
     "seconds", "stopped", "output_ok", "violations", "faults", "peak_live_kb", "error",
-    "host_calls",
+    "host_calls", "mips_ci", "runs",
 )  # fmt: skip
+
+
+def schedule(settings: Settings) -> list[tuple[int, Cell]]:
+    """Every run of ``settings`` in the order it runs: ``(round, cell)`` pairs.
+
+    Each round runs every baseline and every cell once. Within a round the
+    runs are grouped by *site* (everything but the policy: vCPUs, buffer,
+    workload, host calls), so the runs a comparison pairs ran within a few
+    seconds of each other and a change in the host's load hits both; the
+    sites, and the policies within each site, go in an order shuffled anew
+    each round by a generator seeded with ``settings.seed``.
+    """
+    sites: dict[tuple[Any, ...], list[Cell]] = {}
+    for cell in settings.baselines() + settings.cells():
+        site = (cell.vcpus, cell.buffer_kb, cell.workload, cell.host_calls)
+        sites.setdefault(site, []).append(cell)
+    rng = random.Random(settings.seed)
+    out = []
+    for round_ in range(settings.repeat):
+        order = list(sites.values())
+        rng.shuffle(order)
+        for site_cells in order:
+            site_cells = list(site_cells)
+            rng.shuffle(site_cells)
+            out += [(round_, cell) for cell in site_cells]
+    return out
 
 
 def run_comparison(settings: Settings, progress: Progress | None = None) -> Json:
     """Run every cell and baseline of ``settings``; the JSON document.
 
-    Cells run in an order shuffled with ``settings.seed`` (so slow drift of
-    the host does not always hit the same policy), on ``settings.jobs``
-    processes; ``progress(cell, record)`` is called as each one finishes.
-    The document lists cells in grid order.
+    The runs go in the rounds of :func:`schedule`, on ``settings.jobs``
+    processes; ``progress(cell, run)`` is called as each one finishes. A
+    cell whose run failed is not run again. The document lists cells in
+    grid order and ends with their :func:`comparisons`.
     """
     for workload in settings.workloads:
         resolve_workload(workload, settings.expect.get(workload))
@@ -699,10 +893,9 @@ def run_comparison(settings: Settings, progress: Progress | None = None) -> Json
         raise MachineError(missing)
     cells = settings.cells()
     baselines = settings.baselines()
-    tasks = baselines + cells
-    order = list(range(len(tasks)))
-    random.Random(settings.seed).shuffle(order)
-    results: dict[int, Json] = {}
+    plan = schedule(settings)
+    results: dict[tuple[int, Cell], Json] = {}
+    failed: set[Cell] = set()
 
     def args(cell: Cell) -> tuple[Any, ...]:
         return (
@@ -710,44 +903,174 @@ def run_comparison(settings: Settings, progress: Progress | None = None) -> Json
             settings.regions,
             settings.seconds,
             settings.instructions,
-            settings.repeat,
+            settings.min_run_seconds,
             settings.expect.get(cell.workload),
         )
 
+    def finished(round_: int, cell: Cell, run: Json) -> None:
+        results[round_, cell] = run
+        if "error" in run:
+            failed.add(cell)
+        if progress is not None:
+            progress(cell, run)
+
     started = time.perf_counter()
     if settings.jobs == 1:
-        for i in order:
-            results[i] = run_cell(*args(tasks[i]))
-            if progress is not None:
-                progress(tasks[i], results[i])
+        for round_, cell in plan:
+            if cell in failed:
+                finished(round_, cell, {"error": "skipped: an earlier run failed"})
+            else:
+                finished(round_, cell, run_once(*args(cell)))
     else:
         context = multiprocessing.get_context("spawn")
         with concurrent.futures.ProcessPoolExecutor(settings.jobs, mp_context=context) as pool:
-            futures = {pool.submit(run_cell, *args(tasks[i])): i for i in order}
+            futures = {pool.submit(run_once, *args(cell)): (r, cell) for r, cell in plan}
             for future in concurrent.futures.as_completed(futures):
-                i = futures[future]
-                results[i] = future.result()
-                if progress is not None:
-                    progress(tasks[i], results[i])
+                finished(*futures[future], future.result())
     elapsed = time.perf_counter() - started
 
-    base = {(c.policy, c.workload, c.vcpus): results[i] for i, c in enumerate(baselines)}
+    def summary(cell: Cell) -> Json:
+        return summarize(cell, [results[r, cell] for r in range(settings.repeat)])
+
+    base = {(c.policy, c.workload, c.vcpus): summary(c) for c in baselines}
     records = []
-    for j, cell in enumerate(cells):
-        record = results[len(baselines) + j]
+    for cell in cells:
+        record = summary(cell)
         baseline_mips = base[cell.policy, cell.workload, cell.vcpus]["mips"]
         record["baseline_mips"] = baseline_mips
         record["baseline_fraction"] = record["mips"] / baseline_mips if baseline_mips else 0.0
         records.append(record)
     config = asdict(settings)
-    return {
+    doc: Json = {
         "version": JSON_VERSION,
         "scenario": settings.scenario,
         "machine": machine_info() | {"engine": settings.engine},
-        "config": config | {"wall_seconds": elapsed},
+        "config": config | {"wall_seconds": elapsed, "runs": len(plan)},
         "baselines": [
             {key: base[c.policy, c.workload, c.vcpus][key] for key in _BASELINE_KEYS}
             for c in baselines
         ],
         "cells": records,
     }
+    doc["comparisons"] = comparisons(doc)
+    return doc
+
+
+# ----------------------------------------------------------------------
+# Comparisons: which policy did better, and how sure that is
+
+
+def pressure_cells(doc: Json) -> list[Json]:
+    """The cells whose workload's code did not fit in the buffer and where the policy acted.
+
+    The code's size is the largest host code any policy's no-pressure
+    baseline translated for that workload and vCPU count.
+    """
+    fits: dict[tuple[str, int], float] = {}
+    for b in doc.get("baselines", []):
+        key = (b["workload"], b["vcpus"])
+        fits[key] = max(fits.get(key, 0.0), b["peak_live_kb"])
+    out = []
+    for c in doc["cells"]:
+        code_kb = fits.get((c["workload"], c["vcpus"]), 0.0)
+        if c["buffer_kb"] < code_kb and (c["retirements"] or c["flushes"]):
+            out.append(c)
+    return out
+
+
+def _metric_values(cell: Json, metric: str) -> list[float]:
+    """Per run, in round order, the value of ``metric`` (empty if unknown)."""
+    runs = cell.get("runs")
+    if runs is None:  # a document from before per-run records: MIPS only
+        return list(cell["mips_spread"]["runs"]) if metric == "throughput" else []
+    if metric == "throughput":
+        return [run["mips"] for run in runs]
+    return [
+        max(run["pause_ms"] * 1e6 / run["instructions"], LOST_FLOOR_MS)
+        if run["instructions"]
+        else LOST_FLOOR_MS
+        for run in runs
+    ]
+
+
+def comparisons(doc: Json, confidence: float = CONFIDENCE) -> list[Json]:
+    """Every pair of policies on every metric, pooled and per cell, with intervals.
+
+    For each pair ``(a, b)`` (in the order the policies were given) and each
+    metric of :data:`METRICS`: one item pooled over the cells where both
+    were under pressure (:func:`pressure_cells`; ``vcpus``, ``buffer_kb``
+    and ``workload`` are None), then one per (vCPUs, buffer, workload) cell
+    both ran. ``ratio`` is a's value over b's: the geometric mean of the
+    ratios of their paired runs (run *i* of each ran in round *i*), pooled as
+    the geometric mean over cells; ``ci`` its interval
+    (:func:`tcg.stats.ratio_interval`), at the confidence that makes all
+    items' intervals hold together with probability ``confidence``
+    (weighted Bonferroni: the pooled items share half of ``1 - confidence``,
+    the per-cell items the other half; the item's ``confidence``); None with
+    fewer than two runs.
+    ``better`` is ``"tie"`` unless ``ci`` excludes 1. In a ``stall``
+    comparison, only cells with host calls outside guest code are compared.
+    """
+    cells = [
+        c
+        for c in doc["cells"]
+        if c.get("host_calls", "outside") == "outside" and not c.get("error") and c["mips"] > 0
+    ]
+    policies = list(dict.fromkeys(c["policy"] for c in cells))
+    pressed = {id(c) for c in pressure_cells(doc)}
+    by = {(c["policy"], c["vcpus"], c["buffer_kb"], c["workload"]): c for c in cells}
+    keys = list(dict.fromkeys((c["vcpus"], c["buffer_kb"], c["workload"]) for c in cells))
+    plans: list[tuple[str, str, str, tuple[Any, ...] | None, list[list[float]]]] = []
+    for a, b in itertools.combinations(policies, 2):
+        for metric in METRICS:
+            pooled: list[list[float]] = []
+            per: list[tuple[tuple[Any, ...], list[float]]] = []
+            for key in keys:
+                ca, cb = by.get((a, *key)), by.get((b, *key))
+                if ca is None or cb is None:
+                    continue
+                va, vb = _metric_values(ca, metric), _metric_values(cb, metric)
+                if not va or not vb or min(va + vb) <= 0:
+                    continue
+                logs = [math.log(x / y) for x, y in zip(va, vb, strict=False)]
+                per.append((key, logs))
+                if id(ca) in pressed and id(cb) in pressed:
+                    pooled.append(logs)
+            if pooled:
+                plans.append((metric, a, b, None, pooled))
+            plans += [(metric, a, b, key, [logs]) for key, logs in per]
+    # Weighted Bonferroni: the pooled comparisons (the verdict's headline)
+    # share half the error budget, the single cells the other half.
+    kinds = [sum(where is None for *_, where, _ in plans), 0]
+    kinds[1] = len(plans) - kinds[0]
+    budget = (1.0 - confidence) / (2 if all(kinds) else 1)
+    levels = [family_confidence(1.0 - budget, n) if n else confidence for n in kinds]
+    items = []
+    for metric, a, b, where, groups in plans:
+        each = levels[0] if where is None else levels[1]
+        interval: Interval | None = ratio_interval(groups, each)
+        if interval is None:
+            ratio = math.exp(sum(statistics.fmean(g) for g in groups) / len(groups))
+        else:
+            ratio = interval.estimate
+        better = "tie"
+        if interval is not None and interval.excludes(1.0):
+            a_larger = interval.low > 1.0
+            better = "a" if a_larger == METRICS[metric][1] else "b"
+        items.append(
+            {
+                "metric": metric,
+                "a": a,
+                "b": b,
+                "vcpus": None if where is None else where[0],
+                "buffer_kb": None if where is None else where[1],
+                "workload": None if where is None else where[2],
+                "ratio": ratio,
+                "ci": None if interval is None else [interval.low, interval.high],
+                "better": better,
+                "confidence": each,
+                "cells": len(groups),
+                "runs": sum(len(g) for g in groups),
+            }
+        )
+    return items

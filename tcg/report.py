@@ -2,12 +2,13 @@
 
 A table of forty cells answers every question and none at a glance. This
 module turns a comparison's JSON document into what a reader takes in
-quickly: a verdict of one paragraph (which policy kept the most throughput
-when the buffer was too small, which stopped vCPUs the least, which held the
-most memory back, which threw the most work away, and by how much), the
-summary table, four plots and an HTML page that shows them. Every number is
-computed from the cells; the sentences are templates, so the verdict changes
-when the measurements do.
+quickly: a verdict of a few points written from the document's
+``comparisons`` (:func:`tcg.compare.comparisons`): rcu against flush first,
+pooled over the cells under pressure and then where the winner changes, each
+difference stated only where its interval excludes "no difference", ties
+named as ties, and how precise the run was; then the summary table, four
+plots and an HTML page that shows them. The sentences are templates, so the
+verdict changes when the measurements do.
 
 A ``stall`` comparison (see :mod:`tcg.compare`) gets its own table, with
 where host calls ran and the longest waits, and a verdict sentence comparing
@@ -17,6 +18,13 @@ each policy with the calls inside guest code against outside it.
 workload translated in the no-pressure baseline (the code does not fit), and
 where the policy had to act at least once.
 
+*Memory held back* is host code that was retired (no vCPU can start running
+it any more) but whose space cannot be reused yet, while the vCPUs run: under
+RCU, the retired regions waiting for a grace period. A flush retires and
+reclaims the whole buffer inside one exclusive section, with every vCPU
+stopped, so it holds back nothing but code invalidated since the last flush;
+what it costs instead is the pause and the retranslations.
+
 matplotlib is imported only by the plotting functions (with the Agg backend),
 so the verdict and the table work without it.
 """
@@ -24,25 +32,32 @@ so the verdict and the table work without it.
 from __future__ import annotations
 
 import html
+import itertools
 import json
+import math
 import statistics
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from tcg.compare import CONFIDENCE, comparisons, pressure_cells
+
 __all__ = [
     "PLOTS",
+    "comparison_rows",
     "failures",
     "plot_memory",
     "plot_pause_distribution",
     "plot_pause_timeline",
     "plot_throughput",
+    "precision",
     "pressure_cells",
     "representative",
     "stall_sentence",
     "stall_table_rows",
     "table_rows",
     "verdict",
+    "verdict_points",
     "write_report",
 ]
 
@@ -66,29 +81,8 @@ def failures(cells: Sequence[Json]) -> list[str]:
     return lines
 
 
-def pressure_cells(doc: Json) -> list[Json]:
-    """The cells whose workload's code did not fit in the buffer and where the policy acted."""
-    fits: dict[tuple[str, int], float] = {}
-    for b in doc.get("baselines", []):
-        key = (b["workload"], b["vcpus"])
-        fits[key] = max(fits.get(key, 0.0), b["peak_live_kb"])
-    out = []
-    for c in doc["cells"]:
-        code_kb = fits.get((c["workload"], c["vcpus"]), 0.0)
-        if c["buffer_kb"] < code_kb and (c["retirements"] or c["flushes"]):
-            out.append(c)
-    return out
-
-
 def _pct(x: float) -> str:
     return f"{100 * x:.0f}%" if x >= 0.01 else f"{100 * x:.1f}%"
-
-
-def _ratio(a: float, b: float) -> str:
-    if b <= 0:
-        return "infinitely"
-    r = a / b
-    return f"{r:.1f}x" if r < 10 else f"{r:.0f}x"
 
 
 def _longest_wait_ms(c: Json) -> float:
@@ -127,99 +121,212 @@ def stall_sentence(doc: Json) -> str:
     )
 
 
-def verdict(doc: Json) -> str:
-    """A paragraph on who won what, by how much, from the cells of ``doc``."""
+#: Pooled intervals wider than this (either way, in ratio) are too wide to decide.
+WIDE = 0.10
+
+
+def _comparisons(doc: Json) -> list[Json]:
+    """The document's comparisons (computed for a document from before they were stored)."""
+    items = doc.get("comparisons")
+    return comparisons(doc) if items is None else list(items)
+
+
+def _oriented(item: Json, first: str) -> tuple[float, list[float] | None]:
+    """The item's ratio and interval as ``first`` over the other policy."""
+    ci = item["ci"]
+    if item["a"] == first:
+        return item["ratio"], ci
+    return 1.0 / item["ratio"], None if ci is None else [1.0 / ci[1], 1.0 / ci[0]]
+
+
+def _winner(item: Json) -> str | None:
+    better = item["better"]
+    return None if better == "tie" else str(item[better])
+
+
+def _interval(ci: list[float] | None) -> str:
+    return "no interval" if ci is None else f"interval {ci[0]:.2f}-{ci[1]:.2f}"
+
+
+def _half_width(ci: list[float] | None) -> float:
+    """How far an interval reaches either side of its center, as a fraction (inf if none)."""
+    if ci is None:
+        return math.inf
+    return math.sqrt(ci[1] / ci[0]) - 1.0
+
+
+def _reach(half_width: float) -> str:
+    """An interval's reach in words: +/-4% or, past doubling, a factor."""
+    if half_width < 1.0:
+        return f"+/-{100 * half_width:.0f}%"
+    return f"a factor of {1.0 + half_width:.1f} either way"
+
+
+def _where(item: Json, workloads: int) -> str:
+    v = item["vcpus"]
+    text = f"{v} vCPU{'s' if v != 1 else ''} and {item['buffer_kb']:g} KiB"
+    return text + (f" ({Path(item['workload']).name})" if workloads > 1 else "")
+
+
+def _claim(item: Json, first: str, other: str) -> str:
+    """One metric of one comparison in words, from ``first``'s side."""
+    ratio, ci = _oriented(item, first)
+    winner = _winner(item)
+    if item["metric"] == "throughput":
+        figure = f"{first} ran at {ratio:.2f}x {other}'s MIPS ({_interval(ci)})"
+        if winner is None:
+            return f"no measurable difference in throughput at this precision: {figure}"
+        return f"{winner} kept more throughput: {figure}"
+    figure = (
+        f"{first} cost vCPUs {ratio:.2f}x the time {other} cost them per guest instruction "
+        f"({_interval(ci)})"
+    )
+    if winner is None:
+        return f"no measurable difference in vCPU time lost at this precision: {figure}"
+    return f"vCPUs lost less time to {winner}: {figure}"
+
+
+def _pair_points(items: list[Json], first: str, other: str, workloads: int) -> list[str]:
+    """What the comparisons of two policies say: pooled, then where the winner changes."""
+    mine = [i for i in items if {i["a"], i["b"]} == {first, other}]
+    pooled = {i["metric"]: i for i in mine if i["vcpus"] is None}
+    points = []
+    if pooled:
+        n = next(iter(pooled.values()))["cells"]
+        claims = [
+            _claim(pooled[m], first, other) for m in ("throughput", "time_lost") if m in pooled
+        ]
+        points.append(
+            f"{first} against {other}, over the {n} cell{'s' if n != 1 else ''} under pressure: "
+            + "; ".join(claims)
+            + "."
+        )
+    else:
+        points.append(f"{first} against {other}: no cell put both under pressure.")
+    for metric in ("throughput", "time_lost"):
+        overall = _winner(pooled[metric]) if metric in pooled else None
+        changes = [
+            i
+            for i in mine
+            if i["metric"] == metric
+            and i["vcpus"] is not None
+            and _winner(i) not in (None, overall)
+        ]
+        if not changes:
+            continue
+        what = "throughput" if metric == "throughput" else "vCPU time lost"
+        listed = []
+        for i in changes[:6]:
+            ratio, ci = _oriented(i, first)
+            listed.append(f"{_winner(i)} at {_where(i, workloads)} ({ratio:.2f}x, {_interval(ci)})")
+        more = f", and {len(changes) - 6} more" if len(changes) > 6 else ""
+        lead = "Where the winner changes" if overall is not None else "Single cells that differ"
+        points.append(f"{lead} in {what}: " + "; ".join(listed) + more + ".")
+    return points
+
+
+def precision(doc: Json) -> str:
+    """How precise a run's comparisons were, and what to do if that is not enough."""
+    items = _comparisons(doc)
+    if not items:
+        return "Nothing to compare: the grid has one policy, or no cell both policies ran."
+    pooled = [i for i in items if i["vcpus"] is None]
+    cells = [i for i in items if i["vcpus"] is not None]
+    if all(i["ci"] is None for i in items):
+        return "With one run per cell there are no intervals and no claims: use --repeat 3 or more."
+    levels = [
+        f"each {kind} one at {100 * group[0]['confidence']:.2f}%"
+        for kind, group in (("pooled", pooled), ("single-cell", cells))
+        if group
+    ]
+    text = (
+        f"Precision: {100 * CONFIDENCE:.0f}% intervals for all {len(items)} comparisons "
+        f"together (Bonferroni: {', '.join(levels)})"
+    )
+    widths = {
+        "pooled": [_half_width(i["ci"]) for i in pooled if i["metric"] == "throughput"],
+        "single-cell": [_half_width(i["ci"]) for i in cells if i["metric"] == "throughput"],
+    }
+    spans = [
+        f"{name} throughput ratios {_reach(statistics.median(w))}"
+        for name, w in widths.items()
+        if w and statistics.median(w) < math.inf
+    ]
+    if spans:
+        text += "; the median interval reaches " + ", ".join(spans)
+    text += "."
+    more = "run more rounds (--repeat 10) or longer runs (--min-run-seconds 1)"
+    if not widths["pooled"] or statistics.median(widths["pooled"]) > WIDE:
+        text += f" That is too wide to decide differences of a few percent: {more}."
+    elif widths["single-cell"] and statistics.median(widths["single-cell"]) > 2 * WIDE:
+        text += f" Single cells are told apart only by large differences: for them, {more}."
+    return text
+
+
+def _held_back(pressed: list[Json], policies: list[str]) -> str:
+    held = {
+        p: max(c.get("held_back_kb", 0.0) for c in pressed if c["policy"] == p)
+        for p in policies
+        if any(c["policy"] == p for c in pressed)
+    }
+    listed = ", ".join(f"{held[p]:.1f} KiB under {p}" for p in held)
+    return (
+        "Memory held back (retired code whose space cannot be reused yet: under RCU, "
+        "regions waiting for a grace period; a flush reclaims while every vCPU is stopped, so "
+        f"it holds back only code invalidated before it) peaked at {listed}."
+    )
+
+
+def verdict_points(doc: Json) -> list[str]:
+    """The verdict as a list of points, rcu against flush first (see the module's docstring)."""
     cells: list[Json] = doc["cells"]
     if doc.get("scenario") == "stall":
-        return " ".join([stall_sentence(doc), _correctness(cells)])
+        return [stall_sentence(doc), _correctness(doc)]
     policies = list(dict.fromkeys(c["policy"] for c in cells))
+    workloads = len({c["workload"] for c in cells})
     pressed = pressure_cells(doc)
-    parts: list[str] = []
+    items = _comparisons(doc)
+    points: list[str] = []
     if not pressed:
-        parts.append(
+        points.append(
             "No cell put the buffer under pressure (every workload's code fit, or no policy "
             "had to act), so the policies cannot be told apart on this grid."
         )
     else:
-        by: dict[str, list[Json]] = {p: [c for c in pressed if c["policy"] == p] for p in policies}
-        by = {p: cs for p, cs in by.items() if cs}
-        frac = {p: statistics.median(c["baseline_fraction"] for c in cs) for p, cs in by.items()}
-        best = max(frac, key=lambda p: frac[p])
-        worst = min(frac, key=lambda p: frac[p])
-        sizes = sorted({c["buffer_kb"] for c in pressed})
-        n = len(pressed)
-        text = (
-            f"Under pressure ({n} cells with buffers of {', '.join(f'{s:g}' for s in sizes)} KiB, "
-            f"smaller than the code), {best} kept the most throughput: a median "
-            f"{_pct(frac[best])} of the no-pressure baseline"
-        )
-        if worst != best:
-            text += (
-                f", against {_pct(frac[worst])} for {worst} "
-                f"({_ratio(frac[best], frac[worst])} more)"
-            )
-        parts.append(text + ".")
-        # Where the winner depends on the buffer size, say so.
-        winners = {}
-        for s in sizes:
-            here = [c for c in pressed if c["buffer_kb"] == s]
-            per = {
-                p: statistics.median(c["baseline_fraction"] for c in here if c["policy"] == p)
-                for p in by
-                if any(c["policy"] == p for c in here)
-            }
-            if len(per) > 1:
-                winners[s] = max(per, key=lambda p: per[p])
-        if len(set(winners.values())) > 1:
-            parts.append(
-                "The winner depends on the buffer: "
-                + "; ".join(f"at {s:g} KiB {p} led" for s, p in winners.items())
-                + "."
-            )
-        pause_max = {p: max(c["pause_ms"]["max"] for c in cs) for p, cs in by.items()}
-        pause_total = {p: sum(c["pause_ms"]["total"] for c in cs) for p, cs in by.items()}
-        calm = min(pause_total, key=lambda p: pause_total[p])
-        rough = max(pause_total, key=lambda p: pause_total[p])
-        if calm != rough:
-            parts.append(
-                f"vCPUs lost the least time to {calm}: {pause_total[calm]:.1f} ms stopped or "
-                f"waiting in all, longest {pause_max[calm]:.2f} ms, against "
-                f"{pause_total[rough]:.1f} ms (longest {pause_max[rough]:.2f} ms) under {rough}."
-            )
-        retrans = {p: sum(c["retranslations"] for c in cs) for p, cs in by.items()}
-        lean = min(retrans, key=lambda p: retrans[p])
-        waste = max(retrans, key=lambda p: retrans[p])
-        if lean != waste:
-            parts.append(
-                f"{waste} translated code again {retrans[waste]} times, "
-                f"{_ratio(retrans[waste], retrans[lean])} as often as {lean} ({retrans[lean]})."
-            )
-        held = {p: max(c["peak_retired_kb"] for c in cs) for p, cs in by.items()}
-        least = min(held, key=lambda p: held[p])
-        most = max(held, key=lambda p: held[p])
-        if least != most:
-            parts.append(
-                f"Memory retired but not yet reclaimed peaked at {held[most]:.1f} KiB under "
-                f"{most} and {held[least]:.1f} KiB under {least}."
-            )
+        pairs = list(itertools.combinations(policies, 2))
+        if {"rcu", "flush"} <= set(policies):
+            pairs = [("rcu", "flush")] + [ab for ab in pairs if set(ab) != {"rcu", "flush"}]
+        for a, b in pairs:
+            points += _pair_points(items, a, b, workloads)
+        points.append(_held_back(pressed, policies))
     relaxed = [c for c in cells if c not in pressed and c.get("baseline_fraction")]
     if relaxed:
-        parts.append(
-            f"Where the code fit, every policy ran at a median "
-            f"{_pct(statistics.median(c['baseline_fraction'] for c in relaxed))} of the baseline."
+        points.append(
+            f"Where the code fit ({len(relaxed)} cells), the policies ran at a median "
+            f"{_pct(statistics.median(c['baseline_fraction'] for c in relaxed))} of their "
+            "no-pressure baselines."
         )
-    parts.append(_correctness(cells))
-    return " ".join(parts)
+    points.append(precision(doc))
+    points.append(_correctness(doc))
+    return points
 
 
-def _correctness(cells: Sequence[Json]) -> str:
-    bad = failures(cells)
+def verdict(doc: Json) -> str:
+    """The verdict of :func:`verdict_points` as one paragraph."""
+    return " ".join(verdict_points(doc))
+
+
+def _correctness(doc: Json) -> str:
+    records = [*doc["cells"], *doc.get("baselines", [])]
+    bad = failures(records)
     if bad:
         return f"{len(bad)} cell(s) FAILED a correctness check (see above)."
-    runs = sum(c.get("repeat", 1) for c in cells)
+    runs = sum(len(c["runs"]) if "runs" in c else c.get("repeat", 1) for c in records)
     return (
-        f"All {runs} runs were correct: the guest output matched, no fault, "
-        "no use of reclaimed code."
+        f"All {runs} runs were correct (baselines included): the guest output matched, no "
+        "fault, no use of reclaimed code."
+        if runs != 1
+        else "The run was correct: the guest output matched, no fault, no use of reclaimed code."
     )
 
 
@@ -265,40 +372,63 @@ def stall_table_rows(doc: Json) -> tuple[list[str], list[list[str]]]:
     return head, rows
 
 
-def table_rows(doc: Json) -> tuple[list[str], list[list[str]]]:
-    """The summary table: a header and one row of strings per cell."""
+def _ci(c: Json) -> str:
+    ci = c.get("mips_ci")
+    return "-" if ci is None else f"{ci[0]:.2f}-{ci[1]:.2f}"
+
+
+def table_rows(doc: Json, wide: bool = True) -> tuple[list[str], list[list[str]]]:
+    """The summary table: a header and one row of strings per cell.
+
+    ``wide=False`` keeps the columns that fit 80 columns of a terminal:
+    MIPS with its 95% interval, the fraction of the baseline, the pause
+    total, memory held back and the correctness check (the workload only
+    when there are several).
+    """
     if doc.get("scenario") == "stall":
         return stall_table_rows(doc)
-    head = [
-        "policy", "vCPUs", "KiB", "workload", "MIPS", "±", "of base", "transl", "retrans",
-        "flush/retire", "pause ms", "p99 ms", "max ms", "GP p99 ms", "retired KiB", "ok",
-    ]  # fmt: skip
+    several = len({c["workload"] for c in doc["cells"]}) > 1
+    if wide:
+        head = [
+            "policy", "vCPUs", "KiB", "workload", "MIPS", "95% CI", "runs", "of base", "transl",
+            "retrans", "flush/retire", "pause ms", "p99 ms", "max ms", "GP p99 ms", "held KiB",
+            "retired KiB", "ok",
+        ]  # fmt: skip
+    else:
+        head = ["policy", "vCPUs", "KiB", *(["workload"] if several else [])]
+        head += ["MIPS", "95% CI", "of base", "pause ms", "held KiB", "ok"]
     rows = []
     for c in doc["cells"]:
-        spread = c["mips_spread"]
         gp = c["gp_latency_ms"]
-        ok = {True: "yes", False: "NO", None: "?"}[c["output_ok"]]
-        if c["violations"] or c.get("faults") or c.get("error"):
-            ok = "NO"
+        where = [c["policy"], str(c["vcpus"]), f"{c['buffer_kb']:g}"]
+        workload = [Path(c["workload"]).name]
+        mips = [f"{c['mips']:.2f}", _ci(c)]
+        base = f"{100 * c['baseline_fraction']:.0f}%"
+        pause = f"{c['pause_ms']['total']:.1f}"
+        held = f"{c.get('held_back_kb', 0.0):.1f}"
+        if wide:
+            rows.append(
+                [*where, *workload, *mips, str(c.get("repeat", 1)), base,
+                 str(c["translations"]), str(c["retranslations"]),
+                 str(c["flushes"] or c["retirements"]), pause, f"{c['pause_ms']['p99']:.2f}",
+                 f"{c['pause_ms']['max']:.2f}", "-" if gp is None else f"{gp['p99']:.3f}",
+                 held, f"{c['peak_retired_kb']:.1f}", _ok(c)]
+            )  # fmt: skip
+        else:
+            rows.append([*where, *(workload if several else []), *mips, base, pause, held, _ok(c)])
+    return head, rows
+
+
+def comparison_rows(doc: Json) -> tuple[list[str], list[list[str]]]:
+    """The comparisons as a table: one row per pair, metric and cell (pooled first)."""
+    head = ["metric", "a", "b", "where", "a / b", "interval", "better"]
+    workloads = len({c["workload"] for c in doc["cells"]})
+    rows = []
+    for i in _comparisons(doc):
+        where = "pooled" if i["vcpus"] is None else _where(i, workloads)
+        better = {"a": i["a"], "b": i["b"], "tie": "tie"}[i["better"]]
         rows.append(
-            [
-                c["policy"],
-                str(c["vcpus"]),
-                f"{c['buffer_kb']:g}",
-                Path(c["workload"]).name,
-                f"{c['mips']:.2f}",
-                f"{(spread['max'] - spread['min']) / 2:.2f}",
-                f"{100 * c['baseline_fraction']:.0f}%",
-                str(c["translations"]),
-                str(c["retranslations"]),
-                str(c["flushes"] or c["retirements"]),
-                f"{c['pause_ms']['total']:.1f}",
-                f"{c['pause_ms']['p99']:.2f}",
-                f"{c['pause_ms']['max']:.2f}",
-                "-" if gp is None else f"{gp['p99']:.3f}",
-                f"{c['peak_retired_kb']:.1f}",
-                ok,
-            ]
+            [i["metric"], i["a"], i["b"], where, f"{i['ratio']:.3g}", _interval(i["ci"]), better]
         )
     return head, rows
 
@@ -321,6 +451,14 @@ def _color(policy: str, policies: Sequence[str]) -> str:
         return _COLORS[policy]
     others = [p for p in policies if p not in _COLORS]
     return _EXTRA[others.index(policy) % len(_EXTRA)]
+
+
+_MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*"]
+
+
+def _marker(policy: str, policies: Sequence[str]) -> str:
+    """A marker of its own per policy, so overlapping lines stay apart."""
+    return _MARKERS[list(policies).index(policy) % len(_MARKERS)]
 
 
 def _label(policy: str) -> str:
@@ -388,7 +526,13 @@ def plot_pause_timeline(doc: Json, path: Path) -> None:
 
 
 def plot_memory(doc: Json, path: Path) -> None:
-    """Live and retired-not-reclaimed host-code bytes over time, one panel per policy."""
+    """Live host code and memory held back over time, one panel per policy.
+
+    Lines join the samples (not steps): the buffer samples itself when
+    regions change state and the probe whenever a translator found it full,
+    so between two samples the buffer filled with new translations, as the
+    rising lines show.
+    """
     plt = _pyplot()
     cells = representative(doc)
     fig, axes = plt.subplots(
@@ -396,19 +540,19 @@ def plot_memory(doc: Json, path: Path) -> None:
     )
     for ax, c in zip(axes[:, 0], cells, strict=True):
         t = [p[0] for p in c["timeline"]]
-        ax.step(t, [p[1] / 1024 for p in c["timeline"]], where="post", label="live", color="k")
-        ax.step(
+        ax.plot(t, [p[1] / 1024 for p in c["timeline"]], label="live", color="k", lw=0.8)
+        ax.plot(
             t,
             [p[2] / 1024 for p in c["timeline"]],
-            where="post",
-            label="retired, not yet reclaimed",
+            label="held back (retired, space\nnot reusable yet)",
             color="tab:orange",
+            lw=0.8,
         )
         ax.axhline(c["buffer_kb"], ls=":", color="gray", label="buffer size")
         ax.set_ylabel("KiB")
         ax.set_title(
             f"{_label(c['policy'])}: {c['vcpus']} vCPUs, {c['buffer_kb']:g} KiB buffer, "
-            f"{Path(c['workload']).name}"
+            f"{Path(c['workload']).name}; held back at most {c.get('held_back_kb', 0.0):.1f} KiB"
             + ("" if t else " (no samples: the buffer never changed state)"),
             fontsize=9,
             loc="left",
@@ -416,7 +560,7 @@ def plot_memory(doc: Json, path: Path) -> None:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.0, 0.5))
     axes[-1, 0].set_xlabel("time since the machine started (s)")
-    fig.suptitle("Host-code bytes over time (one run per policy)")
+    fig.suptitle("Host-code bytes over time (one execution per policy)")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -445,10 +589,22 @@ def plot_throughput(doc: Json, path: Path) -> None:
                     key=lambda c: c["buffer_kb"],
                 )
                 label = _label(policy) + (f" ({Path(w).name})" if len(workloads) > 1 else "")
-                ax.plot(
+                y = [100 * c["baseline_fraction"] for c in mine]
+                # The cell's 95% interval of MIPS, over the baseline's median.
+                low, high = [], []
+                for c, v in zip(mine, y, strict=True):
+                    ci, base = c.get("mips_ci"), c.get("baseline_mips") or 0.0
+                    lo, hi = (v, v)
+                    if ci is not None and base:
+                        lo, hi = 100 * ci[0] / base, 100 * ci[1] / base
+                    low.append(max(0.0, v - lo))
+                    high.append(max(0.0, hi - v))
+                ax.errorbar(
                     [c["buffer_kb"] for c in mine],
-                    [100 * c["baseline_fraction"] for c in mine],
-                    marker="o",
+                    y,
+                    yerr=[low, high],
+                    capsize=3,
+                    marker=_marker(policy, policies),
                     ls=styles[i % len(styles)],
                     color=_color(policy, policies),
                     label=label,
@@ -463,7 +619,9 @@ def plot_throughput(doc: Json, path: Path) -> None:
         ax.grid(alpha=0.3)
     axes[0, 0].set_ylabel("throughput, % of no-pressure baseline")
     axes[0, -1].legend(fontsize=8)
-    fig.suptitle("Throughput under buffer pressure (median MIPS / baseline MIPS)")
+    fig.suptitle(
+        "Throughput under buffer pressure (median MIPS / baseline MIPS, with 95% intervals)"
+    )
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -492,7 +650,9 @@ def plot_pause_distribution(doc: Json, path: Path) -> None:
             ax.plot(
                 [c["vcpus"] for c in mine],
                 [c["pause_ms"][stat] for c in mine],
-                marker="o",
+                marker=_marker(policy, policies),
+                markersize=7,
+                fillstyle="none",
                 color=_color(policy, policies),
                 label=_label(policy),
             )
@@ -519,12 +679,14 @@ PLOTS: list[tuple[str, Any, str]] = [
         plot_throughput,
         "Median throughput of each cell as a percentage of the no-pressure baseline "
         "(same workload and vCPU count, a buffer so large nothing is retired), against the "
-        "buffer size; one panel per vCPU count, one line per policy.",
+        "buffer size; one panel per vCPU count, one line per policy. The bars are the cell's "
+        "95% interval over the baseline's median (the baseline's own uncertainty is not "
+        "included).",
     ),
     (
         "pause_timeline.png",
         plot_pause_timeline,
-        "For one run per policy (the most vCPUs, the smallest buffer), the intervals each "
+        "For one execution per policy (the most vCPUs, the smallest buffer), the intervals each "
         "vCPU spent outside guest code because of the policy: its own waits for translation "
         "space, and, for a policy that stops the world, its time outside guest code during "
         "another vCPU's wait, clipped to that wait (stopped for the flush). System calls and "
@@ -534,15 +696,17 @@ PLOTS: list[tuple[str, Any, str]] = [
     (
         "memory.png",
         plot_memory,
-        "Host-code bytes of the same runs over time: live (published translations) and "
-        "retired but not yet reclaimed (waiting for a grace period, or for the flush). "
-        "Sampled whenever the buffer changes state.",
+        "Host-code bytes of the same executions over time: live (published translations) and "
+        "held back (retired, so no vCPU can start running it, but its space not reusable yet: "
+        "under RCU until a grace period ends; a flush reclaims while every vCPU is stopped, so "
+        "its line stays at zero unless code was invalidated). Sampled whenever regions change "
+        "state and whenever a translator finds the buffer full; lines join the samples.",
     ),
     (
         "pauses.png",
         plot_pause_distribution,
         "The distribution of those pauses (p50, p99, max per cell) against the vCPU count, "
-        "at the smallest buffer. Zero means no pause was recorded.",
+        "at the smallest buffer, one marker per policy. Zero means no pause was recorded.",
     ),
 ]
 
@@ -561,13 +725,17 @@ def write_report(doc: Json, directory: Path) -> list[Path]:
     return written
 
 
-def _html(doc: Json) -> str:
+def _html_table(head: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     e = html.escape
-    head, rows = table_rows(doc)
-    table = "<tr>" + "".join(f"<th>{e(h)}</th>" for h in head) + "</tr>\n"
+    out = "<table>\n<tr>" + "".join(f"<th>{e(h)}</th>" for h in head) + "</tr>\n"
     for r in rows:
         cls = ' class="bad"' if r[-1] == "NO" else ""
-        table += f"<tr{cls}>" + "".join(f"<td>{e(x)}</td>" for x in r) + "</tr>\n"
+        out += f"<tr{cls}>" + "".join(f"<td>{e(x)}</td>" for x in r) + "</tr>\n"
+    return out + "</table>"
+
+
+def _html(doc: Json) -> str:
+    e = html.escape
     figures = "\n".join(
         f'<figure><img src="{e(name)}" alt="{e(name)}"><figcaption>{e(caption)}</figcaption>'
         "</figure>"
@@ -575,8 +743,15 @@ def _html(doc: Json) -> str:
     )
     m = doc["machine"]
     config = {k: v for k, v in doc.get("config", {}).items() if k != "expect"}
+    settings = _html_table(
+        ["setting", "value"],
+        [[k, ", ".join(map(str, v)) if isinstance(v, list) else str(v)] for k, v in config.items()],
+    )
     bad = failures(doc["cells"])
     problems = "".join(f"<li>{e(line)}</li>" for line in bad)
+    points = "".join(f"<li>{e(point)}</li>" for point in verdict_points(doc))
+    cells = _html_table(*table_rows(doc, wide=True))
+    compared = _html_table(*comparison_rows(doc))
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>rcu-compare report</title>
 <style>
@@ -590,20 +765,26 @@ figcaption, .meta {{ color: #444; font-size: 0.9em; }}
 </style></head><body>
 <h1>rcu-compare</h1>
 <p class="meta">Python {e(str(m.get("python")))} ({e(str(m.get("implementation")))}),
-{e(str(m.get("platform")))}, {e(str(m.get("cpu_count")))} CPUs, {e(str(m.get("date")))}.<br>
-Settings: {e(json.dumps(config))}</p>
+{e(str(m.get("platform")))}, {e(str(m.get("cpu_count")))} CPUs, {e(str(m.get("date")))}.</p>
 <h2>Verdict</h2>
-<p>{e(verdict(doc))}</p>
+<ul>{points}</ul>
 {"<h2>Failures</h2><ul>" + problems + "</ul>" if bad else ""}
-<h2>Cells (median of each)</h2>
-<table>
-{table}</table>
-<p class="meta">MIPS: guest instructions per second (millions), the median run; ±: half the
-range over the runs; of base: MIPS over the no-pressure baseline's; transl / retrans: blocks
-translated / translated again; flush/retire: flushes or region retirements; pause: vCPU time
-stopped or waiting because of the policy (total, p99, max); GP p99: grace-period latency;
-retired KiB: peak host code retired but not yet reclaimed; ok: output matched, no violation,
-no fault.</p>
+<h2>Settings</h2>
+{settings}
+<h2>Cells</h2>
+{cells}
+<p class="meta">MIPS: guest instructions per second (millions), the median run; 95% CI: the
+95% interval of the cell's typical (geometric mean) MIPS; runs: runs of the cell; of base: MIPS
+over the no-pressure baseline's; transl / retrans: blocks translated / translated again;
+flush/retire: flushes or region retirements; pause: vCPU time stopped or waiting because of the
+policy (total, p99, max); GP p99: grace-period latency; held KiB: peak memory held back (retired,
+space not reusable yet); retired KiB: peak retired, counting a flush's whole buffer inside its
+stop; ok: output matched, no violation, no fault. Counts and pauses are the median run's.</p>
+<h2>Comparisons</h2>
+{compared}
+<p class="meta">a / b: a's value over b's, the geometric mean of paired runs (pooled: over the
+cells under pressure); interval: its interval, all of them together at 95% (Bonferroni); better:
+the policy the interval favours (higher throughput, less vCPU time lost), or tie.</p>
 <h2>Plots</h2>
 {figures}
 </body></html>

@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import json
+import os
+import statistics
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+import tcg.cli
 from tcg.buffer import RETIRED
 from tcg.cli import main
-from tcg.policies import RcuRetire
+from tcg.policies import RcuRetire, StopTheWorldFlush
 
 TINY = ["--workload", "crc32", "--vcpus", "1,2", "--buffer-kb", "16,64", "--repeat", "1"]
-TINY += ["--instructions", "200000", "--quiet"]
+TINY += ["--instructions", "200000", "--quiet", "--min-run-seconds", "0"]
 
 
 class ReclaimAtOnce(RcuRetire):
@@ -53,6 +56,10 @@ class SkipsUnpublish(RcuRetire):
             region = buffer._full_order.popleft()
             buffer._state[region] = RETIRED  # but its TBs stay in the index
         buffer.reclaim(region, buffer.generations[region])
+
+
+class FlushCopy(StopTheWorldFlush):
+    """The flush under another name: an A/A comparison must find no difference."""
 
 
 class NotAPolicy:
@@ -112,6 +119,13 @@ def test_json_has_the_pinned_shape(tmp_path: Path) -> None:
     small = {c["policy"]: c for c in cells if c["buffer_kb"] == 16 and c["vcpus"] == 1}
     assert small["flush"]["flushes"] > 0
     assert small["rcu"]["retirements"] > 0
+    # Memory held back: a flush reclaims inside its stop (nothing invalidated
+    # here); RCU holds at most the one region waiting for its grace period.
+    assert small["flush"]["held_back_kb"] == 0.0
+    assert small["flush"]["peak_retired_kb"] > 0.0  # the whole buffer, inside the flush
+    assert 0.0 < small["rcu"]["held_back_kb"] <= 16 / 8
+    metrics = {(i["metric"], i["a"], i["b"]) for i in doc["comparisons"]}
+    assert metrics == {("throughput", "rcu", "flush"), ("time_lost", "rcu", "flush")}
 
 
 def test_report_writes_html_and_pngs(tmp_path: Path) -> None:
@@ -144,17 +158,61 @@ def test_report_writes_html_and_pngs(tmp_path: Path) -> None:
         (["--buffer-kb", "-4"], "must be > 0"),
         (["--seconds", "1", "--instructions", "10"], "not allowed with argument"),
         (["--repeat", "x"], "not an integer"),
+        (["--vcpus", "1,,2"], "an empty item in the list of vCPU counts"),
+        (["--vcpus", "abc"], "not an integer: 'abc'"),
+        (["--policies", "os:path"], "policy 'os:path' is a module, not a class or factory"),
+        (["--workload", "/bin/ls"], "is not a loadable ELF32 RISC-V file"),
+        (["--json", "/nonexistent/dir/out.json"], "--json: no such directory: /nonexistent/dir"),
+        (["--min-run-seconds", "-1"], "must be >= 0"),
     ],
 )
-def test_bad_options_exit_2_with_a_message(
-    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+def test_bad_options_exit_2_with_one_line_before_anything_runs(
+    argv: list[str],
+    message: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    def must_not_run(*args: object) -> None:
+        raise AssertionError("a run started")
+
+    monkeypatch.setattr(tcg.cli, "run_comparison", must_not_run)
     with pytest.raises(SystemExit) as exit_info:
         main(argv)
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
-    assert "usage: rcu-compare" in err
+    assert err.count("\n") == 1, err
+    assert err.startswith("rcu-compare: error: ")
     assert message in err
+
+
+def test_an_existing_file_as_report_is_rejected_before_anything_runs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(tcg.cli, "run_comparison", None)  # calling it would fail
+    taken = tmp_path / "report"
+    taken.write_text("not a directory")
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--report", str(taken)])
+    assert exit_info.value.code == 2
+    assert f"--report: {taken} exists and is not a directory" in capsys.readouterr().err
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--version"])
+    assert exit_info.value.code == 0
+    assert capsys.readouterr().out.startswith("rcu-compare ")
+
+
+def test_json_to_stdout_is_the_json_alone(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = [*TINY, "--policies", "flush", "--vcpus", "1", "--buffer-kb", "16"]
+    argv.remove("--quiet")  # the table and the verdict must go to stderr
+    assert main([*argv, "--json", "-"]) == 0
+    captured = capsys.readouterr()
+    doc = json.loads(captured.out)
+    assert doc["version"] == 1
+    assert "All 2 runs were correct" in captured.err
+    assert not (Path.cwd() / "-").exists()
 
 
 def test_a_policy_that_reclaims_published_code_fails_the_comparison(
@@ -249,3 +307,81 @@ def test_a_flush_counts_only_the_part_of_a_sleep_it_overlapped() -> None:
     assert (start, round(end - start, 9)) == (0.0505, 0.0012)  # 0.2 + 0.2 + 0.8 ms
     # A policy that does not stop the world stops nobody else.
     assert probe.pauses(stops_world=False) == {0: [], 1: [(0.050, 0.060)], 2: [], 3: []}
+
+
+def test_runs_go_in_rounds_and_last_at_least_min_run_seconds(tmp_path: Path) -> None:
+    status, doc = run(
+        tmp_path, "--policies", "rcu,flush", "--vcpus", "1", "--buffer-kb", "16",
+        "--repeat", "3", "--min-run-seconds", "0.05",
+    )  # fmt: skip
+    assert status == 0
+    for record in [*doc["cells"], *doc["baselines"]]:
+        assert len(record["runs"]) == 3  # the baselines as many as the cells
+        for one in record["runs"]:
+            assert one["seconds"] >= 0.05
+            assert one["mips"] == pytest.approx(one["instructions"] / one["seconds"] / 1e6)
+        low, high = record["mips_ci"]
+        assert low <= statistics.geometric_mean(r["mips"] for r in record["runs"]) <= high
+    assert doc["config"]["runs"] == 3 * 4
+
+
+@pytest.mark.timeout(120)
+def test_a_policy_against_a_copy_of_itself_ties_on_every_comparison(tmp_path: Path) -> None:
+    out = tmp_path / "aa.json"
+    status = main(
+        [
+            "--policies", f"flush,{__name__}:FlushCopy", "--workload", "parallel",
+            "--vcpus", "2", "--buffer-kb", "16", "--repeat", "4", "--instructions", "150000",
+            "--min-run-seconds", "0", "--quiet", "--json", str(out),
+        ]
+    )  # fmt: skip
+    assert status == 0
+    items = json.loads(out.read_text())["comparisons"]
+    # throughput and time lost, pooled over the one cell under pressure and in it
+    assert {(i["metric"], i["vcpus"]) for i in items} == {
+        (m, v) for m in ("throughput", "time_lost") for v in (None, 2)
+    }
+    for item in items:
+        assert item["ci"][0] <= item["ratio"] <= item["ci"][1]
+        assert item["better"] == "tie", item
+        # half the 5% for the two pooled items, half for the two single-cell ones
+        assert item["confidence"] == pytest.approx(1 - 0.025 / 2)
+
+
+@pytest.mark.parametrize("option", ["--json", "--report"])
+def test_an_output_that_cannot_be_written_is_rejected_before_anything_runs(
+    option: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Permissions cannot be taken away from root, so the check's view of them is.
+    monkeypatch.setattr(os, "access", lambda path, mode: False)
+    monkeypatch.setattr(tcg.cli, "run_comparison", None)  # calling it would fail
+    with pytest.raises(SystemExit) as exit_info:
+        main([option, str(tmp_path / "out")])
+    assert exit_info.value.code == 2
+    assert f"{option}: {tmp_path / 'out'} cannot be written" in capsys.readouterr().err
+
+
+def test_each_round_runs_every_cell_once_with_each_site_together() -> None:
+    from tcg.compare import Settings, schedule
+
+    settings = Settings(
+        policies=("rcu", "rcu-qsbr", "flush"),
+        vcpus=(1, 2),
+        buffer_kb=(16.0, 64.0),
+        workloads=("crc32",),
+        repeat=3,
+        seed=5,
+    )
+    plan = schedule(settings)
+    tasks = settings.baselines() + settings.cells()
+    assert len(plan) == 3 * len(tasks)
+    for round_ in range(3):
+        ran = [cell for r, cell in plan if r == round_]
+        assert sorted(ran, key=repr) == sorted(tasks, key=repr)
+        sites = [(c.vcpus, c.buffer_kb) for c in ran]
+        blocks = [site for i, site in enumerate(sites) if i == 0 or sites[i - 1] != site]
+        assert len(blocks) == len(set(sites))  # a site's policies run back to back
+    assert schedule(settings) == plan  # the seed fixes the order
