@@ -71,6 +71,7 @@ from rcu._reader import (
     UNREGISTERED,
     GracePeriodState,
     Reader,
+    native,
 )
 from rcu._stats import DomainStatistics, LatencyWindow
 from rcu.errors import (
@@ -178,6 +179,13 @@ class Domain:
 
         self._gp = GracePeriodState()
         self._local = threading.local()
+        if native is not None:
+            # read() and reader() in C: the thread state's dict instead of a
+            # threading.local lookup (the instance attributes shadow the
+            # methods below, which stay the reference and the documentation).
+            self._key = object()
+            lookup = native.ReaderLookup(self._key, self.register_thread)
+            self.__dict__["read"] = self.__dict__["reader"] = lookup
         self._registry_lock = threading.Lock()
         # reader -> the weak reference that watches its thread's exit
         self._registry: dict[Reader, weakref.ref[_ThreadSlot]] = {}
@@ -279,6 +287,8 @@ class Domain:
             self._registry[reader] = watch
         self._local.reader = reader
         self._local.slot = slot
+        if native is not None:
+            native.set_current(self._key, reader)
         return reader
 
     def unregister_thread(self) -> None:
@@ -289,6 +299,8 @@ class Domain:
         if reader.depth:
             raise ReadSectionError("unregister_thread() inside a read section")
         del self._local.reader, self._local.slot
+        if native is not None:
+            native.set_current(self._key, None)
         self._forget(reader, exited=False)
 
     def _current_reader(self) -> Reader | None:

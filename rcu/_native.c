@@ -55,6 +55,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <pythread.h>
+#include <structmember.h>
 #include <stdatomic.h>
 #include <stdint.h>
 
@@ -728,6 +729,148 @@ static PyType_Spec qsbr_spec = {
 };
 
 /* ------------------------------------------------------------------ */
+/* ReaderLookup: Domain.read() and Domain.reader() in C.                */
+
+/* This thread's reader of one domain, found in the thread state's own dict
+ * under the domain's key (threading.local costs a generic attribute lookup
+ * on top). Only the owner thread writes its thread state's dict, so the
+ * borrowed reference is safe without a lock. A thread without an entry is
+ * registered by calling the fallback (Domain.register_thread). */
+typedef struct {
+    PyObject_HEAD
+    PyObject *key;
+    PyObject *fallback;
+    vectorcallfunc vectorcall;
+} LookupObject;
+
+static PyObject *
+lookup_vectorcall(PyObject *callable, PyObject *const *Py_UNUSED(args), size_t nargsf,
+                  PyObject *kwnames)
+{
+    LookupObject *self = (LookupObject *)callable;
+    if (PyVectorcall_NARGS(nargsf) != 0 || (kwnames != NULL && PyTuple_GET_SIZE(kwnames))) {
+        PyErr_SetString(PyExc_TypeError, "read() takes no arguments");
+        return NULL;
+    }
+    PyObject *dict = PyThreadState_GetDict(); /* borrowed */
+    if (dict != NULL) {
+        PyObject *reader = PyDict_GetItemWithError(dict, self->key); /* borrowed */
+        if (reader != NULL) {
+            return Py_NewRef(reader);
+        }
+        if (PyErr_Occurred()) {
+            return NULL;
+        }
+    }
+    return PyObject_CallNoArgs(self->fallback);
+}
+
+static PyObject *
+lookup_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+    PyObject *key, *fallback;
+    static char *kwlist[] = {"key", "fallback", NULL};
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OO:ReaderLookup", kwlist, &key, &fallback)) {
+        return NULL;
+    }
+    if (!PyCallable_Check(fallback)) {
+        PyErr_SetString(PyExc_TypeError, "fallback must be callable");
+        return NULL;
+    }
+    LookupObject *self = (LookupObject *)type->tp_alloc(type, 0);
+    if (self == NULL) {
+        return NULL;
+    }
+    self->key = Py_NewRef(key);
+    self->fallback = Py_NewRef(fallback);
+    self->vectorcall = lookup_vectorcall;
+    return (PyObject *)self;
+}
+
+static int
+lookup_traverse(LookupObject *self, visitproc visit, void *arg)
+{
+    Py_VISIT(Py_TYPE(self));
+    Py_VISIT(self->key);
+    Py_VISIT(self->fallback);
+    return 0;
+}
+
+static int
+lookup_clear(LookupObject *self)
+{
+    Py_CLEAR(self->key);
+    Py_CLEAR(self->fallback);
+    return 0;
+}
+
+static void
+lookup_dealloc(LookupObject *self)
+{
+    PyTypeObject *tp = Py_TYPE(self);
+    PyObject_GC_UnTrack(self);
+    lookup_clear(self);
+    tp->tp_free((PyObject *)self);
+    Py_DECREF(tp);
+}
+
+static PyMemberDef lookup_members[] = {
+    {"__vectorcalloffset__", T_PYSSIZET, offsetof(LookupObject, vectorcall), READONLY},
+    {NULL},
+};
+
+static PyType_Slot lookup_slots[] = {
+    {Py_tp_doc, "This thread's reader of a domain (registers the thread on first use)."},
+    {Py_tp_new, lookup_new},
+    {Py_tp_call, PyVectorcall_Call},
+    {Py_tp_dealloc, lookup_dealloc},
+    {Py_tp_traverse, lookup_traverse},
+    {Py_tp_clear, lookup_clear},
+    {Py_tp_members, lookup_members},
+    {0, NULL},
+};
+
+static PyType_Spec lookup_spec = {
+    .name = "rcu._native.ReaderLookup",
+    .basicsize = sizeof(LookupObject),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL,
+    .slots = lookup_slots,
+};
+
+static PyObject *
+native_set_current(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
+{
+    /* set_current(key, reader_or_None): this thread's entry for ReaderLookup. */
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "set_current(key, reader) takes two arguments");
+        return NULL;
+    }
+    PyObject *dict = PyThreadState_GetDict();
+    if (dict == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "this thread has no thread-state dict");
+        return NULL;
+    }
+    if (args[1] == Py_None) {
+        if (PyDict_DelItem(dict, args[0]) < 0) {
+            if (!PyErr_ExceptionMatches(PyExc_KeyError)) {
+                return NULL;
+            }
+            PyErr_Clear();
+        }
+    }
+    else if (PyDict_SetItem(dict, args[0], args[1]) < 0) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef native_methods[] = {
+    {"set_current", (PyCFunction)(void (*)(void))native_set_current, METH_FASTCALL,
+     "Record (or, with None, forget) this thread's reader under key."},
+    {NULL},
+};
+
+/* ------------------------------------------------------------------ */
 /* The module.                                                          */
 
 static int
@@ -756,7 +899,8 @@ native_exec(PyObject *module)
 {
     module_state *state = PyModule_GetState(module);
     if (add_type(module, &counter_spec, &state->counter_type) < 0 ||
-        add_type(module, &epoch_spec, NULL) < 0 || add_type(module, &qsbr_spec, NULL) < 0) {
+        add_type(module, &epoch_spec, NULL) < 0 || add_type(module, &qsbr_spec, NULL) < 0 ||
+        add_type(module, &lookup_spec, NULL) < 0) {
         return -1;
     }
     return 0;
@@ -795,6 +939,7 @@ static struct PyModuleDef native_module = {
     .m_doc = "The read side of rcu in C (see rcu/_native.c).",
     .m_size = sizeof(module_state),
     .m_slots = native_slots,
+    .m_methods = native_methods,
     .m_traverse = native_traverse,
     .m_clear = native_clear,
 };

@@ -1,7 +1,8 @@
 # Type stub of the C extension rcu/_native.c (the read side, in C).
 import threading
+from collections.abc import Callable
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
 from rcu._reader import GracePeriodState
 
@@ -34,3 +35,9 @@ class QsbrReader(_Record):
     def offline(self) -> None: ...
     def online(self) -> None: ...
     def _pause(self) -> bool: ...
+
+class ReaderLookup:
+    def __init__(self, key: object, fallback: Callable[[], Any]) -> None: ...
+    def __call__(self) -> Any: ...
+
+def set_current(key: object, reader: object, /) -> None: ...
