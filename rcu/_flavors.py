@@ -105,6 +105,21 @@ class EpochReader(PyRecord):
         if self.waiting:
             self._flagged()
 
+    def relock(self) -> None:
+        depth = self.depth
+        if depth != 1:
+            if depth < 1:
+                raise ReadSectionError(_UNBALANCED)
+            return  # nested: unlock(); lock() changes nothing
+        # Storing the current counter over the old one is leaving and
+        # entering at once: a driver sees either the old value (and waits, as
+        # for the old section) or the current one (which began after its bump).
+        # ORDER: the old section's loads, this store, then the load of
+        # waiting and the new section's loads.
+        self.ctr = self._gp.ctr
+        if self.waiting:
+            self._flagged()
+
 
 class QsbrReader(PyRecord):
     """Reader record of the qsbr flavor: online from registration."""
@@ -134,6 +149,10 @@ class QsbrReader(PyRecord):
         if depth < 0:
             raise ReadSectionError(_UNBALANCED)
         self.depth = depth
+
+    def relock(self) -> None:
+        if self.depth < 1:
+            raise ReadSectionError(_UNBALANCED)
 
     def quiescent_state(self) -> None:
         """Report that this thread holds no reference obtained before this call."""
@@ -195,6 +214,10 @@ class _CheckedEpochReader(EpochReader):
         self._check_owner()
         super().unlock()
 
+    def relock(self) -> None:
+        self._check_owner()
+        super().relock()
+
 
 class _CheckedQsbrReader(QsbrReader):
     """Debug mode of the pure-Python qsbr reader: every call checks its thread."""
@@ -221,6 +244,10 @@ class _CheckedQsbrReader(QsbrReader):
     def unlock(self) -> None:
         self._check_owner()
         super().unlock()
+
+    def relock(self) -> None:
+        self._check_owner()
+        super().relock()
 
     def quiescent_state(self) -> None:
         self._check_owner()

@@ -484,6 +484,38 @@ epoch_leave(ReaderObject *self)
 }
 
 static PyObject *
+epoch_relock(ReaderObject *self, PyObject *Py_UNUSED(ignored))
+{
+    /* unlock(); lock() in one call: a quiescent point of a long section. */
+    if (!check_owner(self)) {
+        return NULL;
+    }
+    Py_ssize_t depth = atomic_load_explicit(&self->depth, memory_order_relaxed);
+    if (depth != 1) {
+        if (depth < 1) {
+            return raise_unbalanced();
+        }
+        Py_RETURN_NONE; /* nested: unlock(); lock() changes nothing */
+    }
+    uint64_t c = atomic_load_explicit(&self->gp->ctr, memory_order_relaxed);
+    if (c == 0) {
+        return raise_unregistered();
+    }
+    /* Storing the current counter over the old one is leaving and entering
+     * at once: a driver sees either the old value (and waits, as for the old
+     * section) or the current one (which started after its bump).
+     * ORDER: release: the old section's loads happen before the store. */
+    atomic_store_explicit(&self->ctr, c, memory_order_release);
+    /* ORDER: the store happens before the load of waiting (no lost wake-up)
+     * and before every load of the new section. */
+    atomic_thread_fence(memory_order_seq_cst);
+    if (atomic_load_explicit(&self->waiting, memory_order_relaxed) != NOT_WAITING) {
+        return call_flagged(self);
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *
 epoch_lock(ReaderObject *self, PyObject *Py_UNUSED(ignored))
 {
     if (epoch_enter(self) < 0) {
@@ -518,6 +550,8 @@ static PyMethodDef epoch_methods[] = {
     {"lock", (PyCFunction)epoch_lock, METH_NOARGS, "Enter a read section (nestable)."},
     {"unlock", (PyCFunction)epoch_unlock, METH_NOARGS,
      "Leave the innermost read section; ReadSectionError if none is open."},
+    {"relock", (PyCFunction)epoch_relock, METH_NOARGS,
+     "unlock(); lock() in one call: a quiescent point inside a long section."},
     {"__enter__", (PyCFunction)epoch_context_enter, METH_NOARGS, "Enter a read section."},
     {"__exit__", (PyCFunction)(void (*)(void))epoch_context_exit, METH_FASTCALL,
      "Leave the read section."},
@@ -549,6 +583,18 @@ qsbr_unlock(ReaderObject *self, PyObject *Py_UNUSED(ignored))
         return raise_unbalanced();
     }
     atomic_store_explicit(&self->depth, depth, memory_order_relaxed);
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+qsbr_relock(ReaderObject *self, PyObject *Py_UNUSED(ignored))
+{
+    if (!check_owner(self)) {
+        return NULL;
+    }
+    if (atomic_load_explicit(&self->depth, memory_order_relaxed) < 1) {
+        return raise_unbalanced();
+    }
     Py_RETURN_NONE;
 }
 
@@ -674,6 +720,8 @@ static PyMethodDef qsbr_methods[] = {
     {"lock", (PyCFunction)qsbr_lock, METH_NOARGS, "Enter a read section (nestable)."},
     {"unlock", (PyCFunction)qsbr_unlock, METH_NOARGS,
      "Leave the innermost read section; ReadSectionError if none is open."},
+    {"relock", (PyCFunction)qsbr_relock, METH_NOARGS,
+     "unlock(); lock() in one call (qsbr sections mark nothing)."},
     {"__enter__", (PyCFunction)qsbr_context_enter, METH_NOARGS, "Enter a read section."},
     {"__exit__", (PyCFunction)(void (*)(void))qsbr_context_exit, METH_FASTCALL,
      "Leave the read section."},

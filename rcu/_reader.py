@@ -244,6 +244,16 @@ class Reader:
         """Leave the innermost read section; ``ReadSectionError`` if none is open."""
         raise NotImplementedError
 
+    def relock(self) -> None:
+        """``unlock(); lock()`` in one call: a quiescent point inside a long section.
+
+        For a thread that reads for a long time and can drop its references
+        now and then (a vCPU between two translated blocks): grace periods
+        that began before the call stop waiting for it. Inside a nested
+        section it changes nothing, as ``unlock(); lock()`` would not.
+        """
+        raise NotImplementedError
+
     def quiescent_state(self) -> None:
         """qsbr: report that this thread holds no reference (no-op in epoch)."""
 

@@ -445,12 +445,9 @@ class RcuRetire(_PolicyBase):
             reader.offline()  # online only between enter and leave
             return VcpuHooks(reader.online, reader.offline, reader.quiescent_state)
 
-        def boundary() -> None:
-            # A quiescent point: TBs found before it are not used after it.
-            reader.unlock()
-            reader.lock()
-
-        return VcpuHooks(reader.lock, reader.unlock, boundary)
+        # relock() at a boundary is a quiescent point: TBs found before it
+        # are not used after it.
+        return VcpuHooks(reader.lock, reader.unlock, reader.relock)
 
     def statistics(self) -> PolicyStatistics:
         with self._lock:

@@ -145,3 +145,52 @@ def test_a_section_that_nests_after_the_grace_period_began_still_holds_it(
     assert not sync.returned_within(GLANCE / 4), "a nested lock looked like a new section"
     assert sync.outcome() is True
     join(thread)
+
+
+def test_relock_is_a_quiescent_point_of_a_long_section(epoch_domain: rcu.Domain) -> None:
+    domain = epoch_domain
+    at_boundary, boundary_done, release = threading.Event(), threading.Event(), threading.Event()
+
+    def long_reader() -> None:
+        r = domain.reader()
+        r.lock()
+        at_boundary.wait(PATIENCE)
+        r.relock()  # still inside a section, but a new one
+        boundary_done.set()
+        release.wait(PATIENCE)
+        r.unlock()
+        domain.unregister_thread()
+
+    thread = start(long_reader, "long-reader")
+    assert wait_until(lambda: domain.statistics().readers == 1)
+    first = Background(domain.synchronize, name="first")
+    assert not first.returned_within(GLANCE), "synchronize() returned under a reader"
+    at_boundary.set()
+    assert first.outcome() is True, "relock() did not end the section a grace period waited for"
+    assert boundary_done.wait(PATIENCE)
+    assert domain.in_read_section() is False
+    second = Background(domain.synchronize, name="second")
+    assert not second.returned_within(GLANCE), "a grace period missed the section relock() began"
+    release.set()
+    assert second.outcome() is True
+    join(thread)
+
+
+@pytest.mark.parametrize("depth", [0, 2])
+def test_relock_outside_or_inside_a_nested_section(epoch_domain: rcu.Domain, depth: int) -> None:
+    r = epoch_domain.reader()
+    if depth == 0:
+        with pytest.raises(rcu.ReadSectionError):
+            r.relock()
+        return
+    r.lock()
+    r.lock()
+    sync = Background(epoch_domain.synchronize)
+    assert wait_until(lambda: r.waiting), "the grace period never flagged the reader"
+    r.relock()  # nested: changes nothing, the section goes on
+    assert r.depth == 2
+    assert not sync.returned_within(GLANCE), "relock() inside a nested section ended it"
+    r.unlock()
+    r.unlock()
+    assert sync.outcome() is True
+    epoch_domain.unregister_thread()
