@@ -153,7 +153,8 @@ class CallbackEngine:
         if not callable(fn):
             raise TypeError(f"call_rcu() needs a callable, not {type(fn).__name__}")
         with self.lock:
-            self.check_accepting()
+            if self._state != _OPEN:
+                self.check_accepting()  # raises unless a callback queues during a drain
             if self._pending >= self._max_pending:
                 self._force = True
                 self._work.notify()

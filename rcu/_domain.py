@@ -100,7 +100,9 @@ class Domain:
         ``batch_size`` callbacks before it starts a grace period for them.
     max_pending
         Backlog bound: past it, ``call_rcu`` forces a grace period and blocks
-        (except where blocking could deadlock) until the backlog drains.
+        until the backlog drains (an online qsbr thread goes offline while it
+        waits). Inside a read section, where blocking would deadlock, it only
+        forces, and raises :class:`ReadSectionError` past ``2 * max_pending``.
     stall_timeout
         Seconds after which a grace period that still waits warns with
         :class:`RcuStallWarning`, naming the holdout threads. ``None`` (or
@@ -528,7 +530,12 @@ class Domain:
     # Deferred callbacks
 
     def call_rcu(self, fn: Callable[..., object], /, *args: Any, **kwargs: Any) -> None:
-        """Run ``fn(*args, **kwargs)`` on the domain's worker after a grace period."""
+        """Run ``fn(*args, **kwargs)`` on the domain's worker after a grace period.
+
+        Returns at once unless ``max_pending`` callbacks are pending (see the
+        class docstring). Raises :class:`DomainClosedError` after ``close``,
+        and :class:`RcuError` if the domain's callback worker failed.
+        """
         self._engine.call_rcu(fn, args, kwargs)
 
     def barrier(self, timeout: float | None = None) -> bool:
@@ -546,7 +553,9 @@ class Domain:
         New ``call_rcu``, ``synchronize`` and ``start_poll`` calls raise
         :class:`DomainClosedError`. With ``drain`` every queued callback runs
         (including callbacks that callbacks queue) before ``close`` returns;
-        without, queued callbacks are dropped and counted. Idempotent.
+        without, queued callbacks are dropped and counted. Idempotent; on a
+        domain whose callback worker failed it raises :class:`RcuError` (the
+        domain is closed all the same).
         """
         if not isinstance(drain, bool):
             raise TypeError(f"drain must be a bool, not {type(drain).__name__}")
