@@ -109,11 +109,11 @@ class Domain:
         ``inf``): never.
     exit_timeout
         At interpreter exit, how long to wait for this domain's queued
-        callbacks (5 s by default). A reader that never leaves its section
-        (a daemon thread parked in it) cannot hold the exit longer: the
-        callbacks that could not run are reported with one
-        :class:`RcuStallWarning`. ``None`` (or ``inf``): wait as long as it
-        takes.
+        callbacks (5 s by default; all open domains drain side by side). A
+        reader that never leaves its section (a daemon thread parked in it)
+        cannot hold the exit longer: the callbacks that could not run are
+        reported with one :class:`RcuStallWarning`. ``None`` (or ``inf``):
+        wait as long as it takes.
     debug
         Check that ``Pointer.load`` runs inside a read section and poison
         reclaimed :class:`rcu.Reclaimable` objects. Defaults to the
@@ -702,16 +702,29 @@ def _drain_at_exit() -> None:
 
     A reader that never leaves its section (a daemon thread parked in one)
     would hang the exit: each domain waits at most its ``exit_timeout``, then
-    reports once what it could not run and who holds it up.
+    reports once what it could not run and who holds it up. Every domain
+    starts draining at once, so the exit takes at most the longest
+    ``exit_timeout``, not their sum.
     """
     with _open_domains_lock:
         domains = list(_open_domains)
     me = threading.current_thread()
-    for domain in domains:
+    # Deadlines first, then a close that waits for nothing (it only tells
+    # each worker to drain), then the waits: the workers drain side by side.
+    deadlines = [(domain, deadline_after(domain.exit_timeout)) for domain in domains]
+    started = []
+    for domain, deadline in deadlines:
+        try:
+            domain._close(True, time.monotonic())
+        except Exception as exc:  # one broken domain must not keep the others from draining
+            warnings.warn(f"could not drain {domain!r} at exit: {exc}", RuntimeWarning, 1)
+            continue
+        started.append((domain, deadline))
+    for domain, deadline in started:
         timeout = domain.exit_timeout
         try:
-            drained = domain._close(True, deadline_after(timeout))
-        except Exception as exc:  # one broken domain must not keep the others from draining
+            drained = domain._close(True, deadline)
+        except Exception as exc:
             warnings.warn(f"could not drain {domain!r} at exit: {exc}", RuntimeWarning, 1)
             continue
         if drained:

@@ -69,3 +69,31 @@ def test_exit_drain_can_wait_without_limit_when_asked() -> None:
     script = PARKED_DAEMON.format(flavor="epoch", options="exit_timeout=None")
     with pytest.raises(subprocess.TimeoutExpired):
         subprocess.run([sys.executable, "-c", script], capture_output=True, timeout=2)
+
+
+def test_domains_drain_side_by_side_at_exit() -> None:
+    # Three stuck domains of 2 s each: one after the other would take 6 s.
+    script = textwrap.dedent(
+        """
+        import threading, rcu
+        domains = [rcu.Domain(f, stall_timeout=None, exit_timeout=2.0)
+                   for f in ("epoch", "qsbr", "epoch")]
+        inside = threading.Barrier(2)
+        def park():
+            for d in domains:
+                d.read_lock()
+            inside.wait()
+            threading.Event().wait()
+        threading.Thread(target=park, name="parked-daemon", daemon=True).start()
+        inside.wait()
+        for d in domains:
+            d.call_rcu(print, "ran")
+        """
+    )
+    start = time.monotonic()
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    took = time.monotonic() - start
+    assert out.returncode == 0, out.stderr
+    assert out.stderr.count("RcuStallWarning") == 3
+    assert "ran" not in out.stdout
+    assert took < 5.5, f"exit took {took:.1f} s: the domains drained one after the other"
