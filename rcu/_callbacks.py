@@ -24,10 +24,16 @@ Backlog bound
 -------------
 ``pending`` counts callbacks from ``call_rcu`` until they have run. At
 ``max_pending`` a producer forces a grace period and sleeps until the worker
-has run a batch. It never sleeps where that would deadlock (inside a read
-section of the domain, or on the worker itself): there it only forces. So the
-backlog stays at or below ``max_pending`` except for callbacks queued from
-those two places, and no callback is ever dropped to keep the bound.
+has run a batch. An online qsbr producer goes offline while it sleeps (as in
+``synchronize``: the call is then a quiescent state), or the grace period
+would wait for it. Two places cannot sleep without waiting for themselves:
+inside a read section of the domain, where the section holds up every grace
+period that could drain the backlog, and on the worker. Inside a read section
+a producer only forces, up to a hard ceiling of ``2 * max_pending``; past it
+``call_rcu`` raises :class:`ReadSectionError` (nothing is queued), so the
+backlog never exceeds the ceiling whatever readers do. The worker only
+forces: callbacks that queue callbacks are bounded by the batch they run in.
+No callback is ever dropped to keep the bound.
 
 Lock
 ----
@@ -42,6 +48,14 @@ queued, including what callbacks queue meanwhile) or ``_DROPPING``
 (``close(drain=False)``: what is queued, and the batch waiting for its grace
 period, is dropped; the worker stops waiting for readers) -> ``_CLOSED`` (the
 worker exited or never ran; nothing is queued any more).
+
+Any state -> ``_FAILED``: the worker's own loop raised (callbacks' errors are
+caught and reported; this is a bug, or an error in a grace-period wait).
+The worker reports it, counts what it can no longer run as dropped, wakes
+every barrier and blocked producer, and exits. From then on ``call_rcu``,
+``barrier``, ``start_poll`` and ``close`` raise :class:`RcuError` (caused by
+the worker's exception) instead of queueing work nobody runs or waiting for
+a worker that is gone.
 """
 
 from __future__ import annotations
@@ -55,6 +69,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from rcu._stats import DomainStatistics, Percentiles
+from rcu._timeouts import duration, remaining
 from rcu.errors import DomainClosedError, RcuError, ReadSectionError
 
 if TYPE_CHECKING:
@@ -62,7 +77,7 @@ if TYPE_CHECKING:
 
 __all__ = ["CallbackEngine"]
 
-_OPEN, _DRAINING, _DROPPING, _CLOSED = 0, 1, 2, 3
+_OPEN, _DRAINING, _DROPPING, _CLOSED, _FAILED = 0, 1, 2, 3, 4
 
 # A queued item: (fn, args, kwargs). Barrier markers use this kwargs object,
 # compared by identity: they are not user callbacks and are never counted.
@@ -94,13 +109,11 @@ class CallbackEngine:
     ) -> None:
         self._batch_size = _check_positive_int("batch_size", batch_size)
         self._max_pending = _check_positive_int("max_pending", max_pending)
-        if isinstance(batch_delay, bool) or not isinstance(batch_delay, int | float):
-            raise TypeError(f"batch_delay must be a number, not {type(batch_delay).__name__}")
-        if not batch_delay >= 0:
-            raise ValueError(f"batch_delay must be >= 0, not {batch_delay!r}")
+        # None (inf): a batch waits for batch_size callbacks, a barrier,
+        # a close or a backlog, however long that takes.
+        self._batch_delay = duration("batch_delay", batch_delay, allow_none=False)
         if on_error is not None and not callable(on_error):
             raise TypeError(f"on_error must be callable or None, not {type(on_error).__name__}")
-        self._batch_delay = float(batch_delay)
         self._on_error = on_error
         self._domain = domain
         self._init_sync()
@@ -112,6 +125,9 @@ class CallbackEngine:
         self._force = False  # start the next grace period without batching delay
         self._gp_request = 0  # highest polled grace period nobody else waits for
         self._state = _OPEN
+        # Set with _FAILED: the worker's exception and what the calls raise.
+        self._failure: BaseException | None = None
+        self._failure_message = ""
         self._worker: threading.Thread | None = None
         self._worker_ident: int | None = None
         self._pending = 0
@@ -137,32 +153,53 @@ class CallbackEngine:
         if not callable(fn):
             raise TypeError(f"call_rcu() needs a callable, not {type(fn).__name__}")
         with self.lock:
-            if self._state != _OPEN and not self._draining_from_worker():
-                raise DomainClosedError(f"{self._domain.name!r} is closed")
+            if self._state != _OPEN:
+                self.check_accepting()  # raises unless a callback queues during a drain
             if self._pending >= self._max_pending:
                 self._force = True
                 self._work.notify()
-                # Block only a thread that holds no grace period up (not in
-                # an epoch section, not online in qsbr) and is not the worker:
-                # anything else would wait for itself, or would turn call_rcu
-                # into a hidden quiescent state.
-                if not self.on_worker_thread() and not self._domain._holds_grace_periods():
+                on_worker = self.on_worker_thread()  # it only forces: it would wait for itself
+                if not on_worker and not self._domain._in_held_section():
                     self._wait_for_space()
-                    if self._state != _OPEN:
-                        raise DomainClosedError(f"{self._domain.name!r} was closed meanwhile")
+                elif not on_worker and self._pending >= 2 * self._max_pending:
+                    # The section holds up every grace period that could
+                    # drain the backlog: below the ceiling it only forces.
+                    raise ReadSectionError(
+                        f"call_rcu() inside a read section of {self._domain.name!r} with "
+                        f"{self._pending} callbacks pending (max_pending="
+                        f"{self._max_pending}): no grace period can end before the "
+                        "section does; leave it before queueing more"
+                    )
             self._enqueue((fn, args, kwargs))  # may fail to start the worker: count after
             self._pending += 1
             if self._pending > self._peak_pending:
                 self._peak_pending = self._pending
             self._queued += 1
 
-    def _draining_from_worker(self) -> bool:
-        return self._state == _DRAINING and self.on_worker_thread()
+    def check_accepting(self) -> None:
+        """Raise what ``call_rcu`` would raise now instead of queueing (lock held or not)."""
+        state = self._state
+        if state == _OPEN or (state == _DRAINING and self.on_worker_thread()):
+            return
+        if self._failure is not None:
+            raise self._failure_error()
+        raise DomainClosedError(f"{self._domain.name!r} is closed")
 
     def _wait_for_space(self) -> None:
-        # Called with the lock held, by a thread that holds no grace period up.
-        while self._pending >= self._max_pending and self._state == _OPEN:
-            self._space.wait()
+        # Lock held, by a thread outside any read section of the domain. An
+        # online qsbr thread goes offline meanwhile, or the grace period that
+        # drains the backlog would wait for it.
+        resume = self._domain._pause_current()
+        try:
+            while self._pending >= self._max_pending and self._state == _OPEN:
+                self._space.wait()
+        finally:
+            if resume is not None:
+                resume.online()
+        if self._state != _OPEN:
+            if self._failure is not None:
+                raise self._failure_error()
+            raise DomainClosedError(f"{self._domain.name!r} was closed meanwhile")
 
     def _enqueue(self, item: _Item) -> None:
         # Called with the lock held. Wake the worker only when it has
@@ -198,6 +235,8 @@ class CallbackEngine:
     def request_grace_period(self, target: int) -> None:
         """Make sure grace period ``target`` happens even if nobody waits for it."""
         with self.lock:
+            if self._failure is not None:
+                raise self._failure_error()
             if target > self._gp_request:
                 self._gp_request = target
                 if self._worker is None:
@@ -210,21 +249,32 @@ class CallbackEngine:
             raise RcuError("barrier() from an RCU callback would wait for itself")
         done = threading.Event()
         with self.lock:
+            if self._failure is not None:
+                raise self._failure_error()
             if self._state == _CLOSED:
                 return True
             self._force = True
             self._enqueue((done.set, (), _BARRIER))
         resume = self._domain._pause_current()
         try:
-            return done.wait(None if deadline is None else max(0.0, deadline - time.monotonic()))
+            finished = done.wait(remaining(deadline))
         finally:
             if resume is not None:
                 resume.online()
+        if self._failure is not None:  # the marker was released by a failing worker
+            raise self._failure_error()
+        return finished
 
     # ------------------------------------------------------------------
     # The worker
 
     def _run(self) -> None:
+        try:
+            self._serve()
+        except BaseException as exc:  # nothing may end the worker unreported
+            self._fail(exc)
+
+    def _serve(self) -> None:
         domain = self._domain
         while True:
             with self.lock:
@@ -246,6 +296,37 @@ class CallbackEngine:
     def _dropping(self) -> bool:
         return self._state == _DROPPING
 
+    def _failure_error(self) -> RcuError:
+        """A new error for a call on a failed engine, caused by the worker's exception."""
+        error = RcuError(self._failure_message)
+        error.__cause__ = self._failure
+        return error
+
+    def _fail(self, exc: BaseException) -> None:
+        """The worker's loop raised: enter ``_FAILED`` loudly (see the module docstring)."""
+        with self.lock:
+            items = (*self._running, *self._queue)
+            lost = sum(1 for item in items if item[2] is not _BARRIER)
+            # ORDER: the failure is recorded, and reported, before the drop
+            # below wakes the barriers, which look at it when they wake.
+            self._failure = exc
+            self._failure_message = (
+                f"the callback worker of RCU domain {self._domain.name!r} failed "
+                f"({type(exc).__name__}: {exc}); {lost} queued callback(s) could not run "
+                "and were counted as dropped"
+            )
+            self._state = _FAILED
+            self._worker = None
+            self._worker_ident = None
+            _print_error(
+                exc,
+                f"Exception in the callback worker of RCU domain {self._domain.name!r} "
+                f"({lost} callback(s) dropped; call_rcu, barrier and close now raise RcuError):",
+            )
+            self._drop(self._running)
+            self._drop(self._queue)
+            self._space.notify_all()
+
     def _next_batch(self) -> collections.deque[_Item] | None:
         """Wait for work (lock held); return a batch, ``[]`` for a polled request, or None."""
         while True:
@@ -253,10 +334,14 @@ class CallbackEngine:
             if queue:
                 if self._force or self._state != _OPEN or len(queue) >= self._batch_size:
                     break
-                remaining = self._first_at + self._batch_delay - time.monotonic()
-                if remaining <= 0:
+                if self._batch_delay is None:
+                    self._work.wait()
+                    continue
+                # At most batch_delay (<= LONGEST): a valid threading timeout.
+                left = self._first_at + self._batch_delay - time.monotonic()
+                if left <= 0:
                     break
-                self._work.wait(remaining)
+                self._work.wait(left)
             elif self._gp_request > self._domain._completed:
                 return collections.deque()
             elif self._state != _OPEN:
@@ -274,23 +359,25 @@ class CallbackEngine:
 
     def _invoke(self, batch: collections.deque[_Item]) -> None:
         counted = failed = 0
-        # popleft, not iteration: a forked child sees exactly what is left.
-        while batch:
-            fn, args, kwargs = batch.popleft()
-            if kwargs is _BARRIER:
-                fn()
-                continue
-            counted += 1
-            try:
-                fn(*args, **kwargs)
-            except BaseException as exc:  # the worker must outlive any callback
-                failed += 1
-                self._report(exc, fn)
-        self._invoked += counted
-        self._failed += failed
-        with self.lock:
-            self._pending -= counted
-            self._space.notify_all()
+        try:
+            # popleft, not iteration: a forked child sees exactly what is left.
+            while batch:
+                fn, args, kwargs = batch.popleft()
+                if kwargs is _BARRIER:
+                    fn()
+                    continue
+                counted += 1
+                try:
+                    fn(*args, **kwargs)
+                except BaseException as exc:  # the worker must outlive any callback
+                    failed += 1
+                    self._report(exc, fn)
+        finally:  # even if reporting failed: what ran is counted, the rest is in batch
+            self._invoked += counted
+            self._failed += failed
+            with self.lock:
+                self._pending -= counted
+                self._space.notify_all()
 
     def _release_reader(self) -> None:
         """After a batch: the worker must not hold grace periods while it idles.
@@ -317,9 +404,12 @@ class CallbackEngine:
             try:
                 handler(exc, fn)
             except BaseException as handler_exc:
-                _print_error(handler_exc, handler, self._domain.name, "on_error handler")
+                _print_error(handler_exc, self._about("on_error handler", handler))
             return
-        _print_error(exc, fn, self._domain.name, "RCU callback")
+        _print_error(exc, self._about("RCU callback", fn))
+
+    def _about(self, what: str, fn: object) -> str:
+        return f"Exception in {what} {fn!r} of RCU domain {self._domain.name!r}:"
 
     # ------------------------------------------------------------------
     # Shutdown, statistics, fork
@@ -328,8 +418,11 @@ class CallbackEngine:
         """Stop accepting callbacks; run (or drop) the queued ones; stop the worker.
 
         Returns False if ``deadline`` passed before the worker finished.
+        Raises :class:`RcuError` if the worker failed (before or during the close).
         """
         with self.lock:
+            if self._failure is not None:
+                raise self._failure_error()
             if self._state == _OPEN:
                 if not drain:
                     self._drop(self._queue)
@@ -345,7 +438,9 @@ class CallbackEngine:
             return True
         if not drain:
             self._domain._wake_waiters()
-        worker.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
+        worker.join(remaining(deadline))
+        if self._failure is not None:
+            raise self._failure_error()
         return not worker.is_alive()
 
     def _drop(self, items: collections.deque[_Item]) -> None:
@@ -391,6 +486,8 @@ class CallbackEngine:
     def after_fork_in_child(self) -> None:
         """Forget the parent's worker; run what the parent had not run yet."""
         self._init_sync()
+        if self._state == _FAILED:
+            return  # nothing is left to run, and the child's calls raise as the parent's do
         if self.on_worker_thread():
             # Forked from a callback: this thread goes on as the child's
             # worker and runs the rest of its batch itself (not twice).
@@ -417,7 +514,10 @@ class CallbackEngine:
             self._start_worker()
 
 
-def _print_error(exc: BaseException, fn: object, domain: str, what: str) -> None:
+def _print_error(exc: BaseException, header: str) -> None:
     """Report an exception the way ``threading.excepthook`` reports one."""
-    print(f"Exception in {what} {fn!r} of RCU domain {domain!r}:", file=sys.stderr)
-    traceback.print_exception(exc, file=sys.stderr)
+    stderr = sys.stderr
+    if stderr is None:  # as threading.excepthook: no stream (pythonw, shutdown)
+        return
+    print(header, file=stderr)
+    traceback.print_exception(exc, file=stderr)

@@ -5,7 +5,10 @@ that sleeps inside a read section, or a qsbr thread that never reports a
 quiescent state. Linux prints the holdout CPU and its stack after 21 seconds;
 QEMU prints nothing and hangs. Here the waiting thread warns with
 :class:`rcu.RcuStallWarning`, naming each holdout thread and showing where it
-is now.
+is now. The warning is attributed to the code that waits (the caller of
+``synchronize``), or, where no user code waits (on the callback worker), to
+the line the first holdout is at, so that ``file:line`` in the report always
+points at user code rather than into the library or ``threading``.
 
 Use after reclaim is the other: code that keeps a reference past its read
 section and touches an object that a callback already tore down. In Python
@@ -18,15 +21,19 @@ reading stale state.
 
 from __future__ import annotations
 
+import os
 import sys
+import sysconfig
 import traceback
-from collections.abc import Iterable
+import warnings
+from collections.abc import Iterable, Sequence
+from types import FrameType
 from typing import Any
 
 from rcu._reader import Reader
 from rcu.errors import UseAfterReclaimError
 
-__all__ = ["Reclaimable", "describe_holdouts", "poison"]
+__all__ = ["Reclaimable", "describe_holdouts", "poison", "warn_stall"]
 
 
 def describe_holdouts(readers: Iterable[Reader]) -> str:
@@ -35,8 +42,9 @@ def describe_holdouts(readers: Iterable[Reader]) -> str:
     parts = []
     for reader in readers:
         thread = reader.thread
+        kind = "daemon thread" if thread.daemon else "thread"
         head = (
-            f"  thread {thread.name!r} (ident {thread.ident}), "
+            f"  {kind} {thread.name!r} (ident {thread.ident}), "
             f"read-section depth {reader.depth}, saw grace-period counter {reader.ctr}"
         )
         frame = frames.get(thread.ident) if thread.ident is not None else None
@@ -46,6 +54,54 @@ def describe_holdouts(readers: Iterable[Reader]) -> str:
             stack = "".join(traceback.format_stack(frame)).rstrip()
             parts.append(head + "\n" + "\n".join("  " + line for line in stack.splitlines()))
     return "\n".join(parts)
+
+
+_RCU_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+_STDLIB_DIRS = tuple(
+    {os.path.abspath(sysconfig.get_path(key)) + os.sep for key in ("stdlib", "platstdlib")}
+)
+_SITE_DIRS = tuple(
+    {os.path.abspath(sysconfig.get_path(key)) + os.sep for key in ("purelib", "platlib")}
+)
+
+
+def _is_library(filename: str) -> bool:
+    """Is ``filename`` this package or the standard library (not user code)?"""
+    path = os.path.abspath(filename)
+    if path.startswith(_RCU_DIR):
+        return True
+    return path.startswith(_STDLIB_DIRS) and not path.startswith(_SITE_DIRS)
+
+
+def _user_frame(frame: FrameType | None) -> FrameType | None:
+    """The first frame from ``frame`` outwards that is user code, or None."""
+    while frame is not None and _is_library(frame.f_code.co_filename):
+        frame = frame.f_back
+    return frame
+
+
+def warn_stall(message: Warning, holdouts: Sequence[Reader]) -> None:
+    """Issue a stall warning at the waiting user code, else at the first holdout's line."""
+    frame = _user_frame(sys._getframe(1))
+    if frame is None:  # nobody's code waits here (the callback worker)
+        current = sys._current_frames()
+        for reader in holdouts:
+            ident = reader.thread.ident
+            frame = _user_frame(current.get(ident)) if ident is not None else None
+            if frame is not None:
+                break
+    if frame is None:
+        warnings.warn(message, stacklevel=2)
+        return
+    module_globals = frame.f_globals
+    warnings.warn_explicit(
+        message,
+        type(message),
+        frame.f_code.co_filename,
+        frame.f_lineno,
+        module=module_globals.get("__name__", "<string>"),
+        registry=module_globals.setdefault("__warningregistry__", {}),
+    )
 
 
 class Reclaimable:

@@ -51,7 +51,6 @@ Readers take none of them.
 from __future__ import annotations
 
 import atexit
-import math
 import os
 import sys
 import threading
@@ -62,7 +61,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from rcu._callbacks import CallbackEngine
-from rcu._debug import describe_holdouts
+from rcu._debug import describe_holdouts, warn_stall
 from rcu._flavors import reader_class
 from rcu._reader import (
     HOLDOUT,
@@ -74,6 +73,7 @@ from rcu._reader import (
     native,
 )
 from rcu._stats import DomainStatistics, LatencyWindow
+from rcu._timeouts import deadline_after, duration
 from rcu.errors import (
     DomainClosedError,
     RcuError,
@@ -88,23 +88,14 @@ _T = TypeVar("_T")
 
 #: Linux's default RCU CPU stall timeout, in seconds.
 DEFAULT_STALL_TIMEOUT = 21.0
+#: How long interpreter exit waits for each open domain's queued callbacks.
+DEFAULT_EXIT_TIMEOUT = 5.0
 
 
 def _gil_enabled() -> bool:
     """Does this interpreter run with a GIL now (a free-threaded build can re-enable it)?"""
     is_enabled: Callable[[], bool] | None = getattr(sys, "_is_gil_enabled", None)
     return True if is_enabled is None else is_enabled()
-
-
-def check_timeout(timeout: float | None) -> float | None:
-    """Validate a ``timeout`` argument and turn it into a monotonic deadline."""
-    if timeout is None:
-        return None
-    if isinstance(timeout, bool) or not isinstance(timeout, int | float):
-        raise TypeError(f"timeout must be a number or None, not {type(timeout).__name__}")
-    if math.isnan(timeout) or timeout < 0:
-        raise ValueError(f"timeout must be >= 0, not {timeout!r}")
-    return time.monotonic() + timeout
 
 
 class _ThreadSlot:
@@ -132,10 +123,20 @@ class Domain:
         ``batch_size`` callbacks before it starts a grace period for them.
     max_pending
         Backlog bound: past it, ``call_rcu`` forces a grace period and blocks
-        (except where blocking could deadlock) until the backlog drains.
+        until the backlog drains (an online qsbr thread goes offline while it
+        waits). Inside a read section, where blocking would deadlock, it only
+        forces, and raises :class:`ReadSectionError` past ``2 * max_pending``.
     stall_timeout
         Seconds after which a grace period that still waits warns with
-        :class:`RcuStallWarning`, naming the holdout threads. ``None``: never.
+        :class:`RcuStallWarning`, naming the holdout threads. ``None`` (or
+        ``inf``): never.
+    exit_timeout
+        At interpreter exit, how long to wait for this domain's queued
+        callbacks (5 s by default; all open domains drain side by side). A
+        reader that never leaves its section (a daemon thread parked in it)
+        cannot hold the exit longer: the callbacks that could not run are
+        reported with one :class:`RcuStallWarning`. ``None`` (or ``inf``):
+        wait as long as it takes.
     debug
         Check that ``Pointer.load`` runs inside a read section and poison
         reclaimed :class:`rcu.Reclaimable` objects. Defaults to the
@@ -144,6 +145,9 @@ class Domain:
         Called as ``on_error(exc, fn)`` on the worker thread when a callback
         raises. By default the error is printed like an uncaught thread
         exception.
+
+    Durations are in seconds; ``inf``, and durations longer than
+    ``threading.TIMEOUT_MAX``, mean no limit, as ``None`` does.
     """
 
     def __init__(
@@ -155,6 +159,7 @@ class Domain:
         batch_delay: float = 0.01,
         max_pending: int = 10_000,
         stall_timeout: float | None = DEFAULT_STALL_TIMEOUT,
+        exit_timeout: float | None = DEFAULT_EXIT_TIMEOUT,
         debug: bool | None = None,
         on_error: Callable[[BaseException, Callable[..., object]], object] | None = None,
     ) -> None:
@@ -163,10 +168,10 @@ class Domain:
         reader_class(flavor)  # an unknown flavor fails before the other options
         if name is not None and not isinstance(name, str):
             raise TypeError(f"name must be a str or None, not {type(name).__name__}")
-        if stall_timeout is not None:
-            check_timeout(stall_timeout)
-            if stall_timeout == 0:
-                raise ValueError("stall_timeout must be > 0 or None")
+        stall_timeout = duration("stall_timeout", stall_timeout)
+        if stall_timeout == 0:
+            raise ValueError("stall_timeout must be > 0 or None")
+        exit_timeout = duration("exit_timeout", exit_timeout)
         if debug is None:
             debug = os.environ.get("RCU_DEBUG", "") not in ("", "0")
         elif not isinstance(debug, bool):
@@ -175,7 +180,10 @@ class Domain:
         self.flavor = flavor
         self.name = name if name is not None else f"domain-{id(self):x}"
         self.debug = debug
+        #: Seconds, or None for no stall warnings (``inf`` is stored as None).
         self.stall_timeout = stall_timeout
+        #: Seconds, or None for no limit at exit (``inf`` is stored as None).
+        self.exit_timeout = exit_timeout
 
         self._gp = GracePeriodState()
         self._local = threading.local()
@@ -322,6 +330,13 @@ class Domain:
         if reader.waiting == HOLDOUT:
             self._gp.signal()
         reader._gp = UNREGISTERED  # a kept handle now fails instead of protecting nothing
+        thread = reader.thread
+        if thread.is_alive() and thread.ident != threading.get_ident():
+            # Not an exit: the record is torn down with the interpreter around
+            # a daemon thread that still runs (interpreter exit reported what
+            # that cost, see _drain_at_exit). A thread that exits runs this
+            # itself.
+            return
         if exited and depth:
             warnings.warn(
                 ReaderExitWarning(
@@ -331,10 +346,15 @@ class Domain:
                 stacklevel=1,
             )
 
-    def _holds_grace_periods(self) -> bool:
-        """Does this thread hold up grace periods now (epoch: in a section; qsbr: online)?"""
+    def _in_held_section(self) -> bool:
+        """Is this thread in a read section that holds up grace periods?
+
+        Such a thread cannot wait for a grace period (epoch: it is in a
+        section; qsbr: it is online and in a section, so it may not go
+        offline). Any other thread can, once it is paused (``_pause_current``).
+        """
         reader = self._current_reader()
-        return reader is not None and reader.ctr != 0
+        return reader is not None and reader.depth > 0 and reader.ctr != 0
 
     def _pause_current(self) -> Reader | None:
         """Before blocking: take this thread offline if it holds up grace periods.
@@ -356,7 +376,7 @@ class Domain:
         ended; False if ``timeout`` seconds passed first. From an online qsbr
         thread, the thread is offline while it waits.
         """
-        deadline = check_timeout(timeout)
+        deadline = deadline_after(timeout)
         self._check_can_wait("synchronize")
         with self._gp_cond:
             if self._closed:
@@ -386,7 +406,7 @@ class Domain:
     def cond_synchronize(self, cookie: int, timeout: float | None = None) -> bool:
         """Wait for ``cookie``'s grace period only if it has not completed yet."""
         self._check_cookie(cookie)
-        deadline = check_timeout(timeout)
+        deadline = deadline_after(timeout)
         if self._completed >= cookie:
             return True
         self._check_can_wait("cond_synchronize")
@@ -604,19 +624,24 @@ class Domain:
 
     def _warn_stall(self, holdouts: list[Reader], waited: float) -> None:
         self._stalls += 1  # only the grace-period driver writes this
-        warnings.warn(
+        warn_stall(
             RcuStallWarning(
                 f"grace period of {self.name!r} has waited {waited:.1f} s for "
                 f"{len(holdouts)} reader(s):\n{describe_holdouts(holdouts)}"
             ),
-            stacklevel=7,  # the caller of synchronize()
+            holdouts,
         )
 
     # ------------------------------------------------------------------
     # Deferred callbacks
 
     def call_rcu(self, fn: Callable[..., object], /, *args: Any, **kwargs: Any) -> None:
-        """Run ``fn(*args, **kwargs)`` on the domain's worker after a grace period."""
+        """Run ``fn(*args, **kwargs)`` on the domain's worker after a grace period.
+
+        Returns at once unless ``max_pending`` callbacks are pending (see the
+        class docstring). Raises :class:`DomainClosedError` after ``close``,
+        and :class:`RcuError` if the domain's callback worker failed.
+        """
         self._engine.call_rcu(fn, args, kwargs)
 
     def barrier(self, timeout: float | None = None) -> bool:
@@ -624,7 +649,7 @@ class Domain:
 
         Returns False if ``timeout`` seconds passed first.
         """
-        deadline = check_timeout(timeout)
+        deadline = deadline_after(timeout)
         self._check_can_wait("barrier")
         return self._engine.barrier(deadline)
 
@@ -634,7 +659,9 @@ class Domain:
         New ``call_rcu``, ``synchronize`` and ``start_poll`` calls raise
         :class:`DomainClosedError`. With ``drain`` every queued callback runs
         (including callbacks that callbacks queue) before ``close`` returns;
-        without, queued callbacks are dropped and counted. Idempotent.
+        without, queued callbacks are dropped and counted. Idempotent; on a
+        domain whose callback worker failed it raises :class:`RcuError` (the
+        domain is closed all the same).
         """
         if not isinstance(drain, bool):
             raise TypeError(f"drain must be a bool, not {type(drain).__name__}")
@@ -782,30 +809,52 @@ def _after_fork_in_child() -> None:
 def _drain_at_exit() -> None:
     """Run every open domain's queued callbacks before the interpreter exits.
 
-    A reader that never leaves its section would hang the exit: each domain
-    waits at most its ``stall_timeout``, then reports what it could not run.
+    A reader that never leaves its section (a daemon thread parked in one)
+    would hang the exit: each domain waits at most its ``exit_timeout``, then
+    reports once what it could not run and who holds it up. Every domain
+    starts draining at once, so the exit takes at most the longest
+    ``exit_timeout``, not their sum.
     """
     with _open_domains_lock:
         domains = list(_open_domains)
-    for domain in domains:
-        timeout = domain.stall_timeout
-        deadline = None if timeout is None else time.monotonic() + timeout
+    me = threading.current_thread()
+    # Deadlines first, then a close that waits for nothing (it only tells
+    # each worker to drain), then the waits: the workers drain side by side.
+    deadlines = [(domain, deadline_after(domain.exit_timeout)) for domain in domains]
+    started = []
+    for domain, deadline in deadlines:
         try:
-            drained = domain._close(True, deadline)
+            domain._close(True, time.monotonic())
         except Exception as exc:  # one broken domain must not keep the others from draining
             warnings.warn(f"could not drain {domain!r} at exit: {exc}", RuntimeWarning, 1)
             continue
-        if not drained:
-            with domain._registry_lock:
-                holdouts = [reader for reader in domain._registry if reader.ctr]
-            warnings.warn(
-                RcuStallWarning(
-                    f"interpreter exit: {domain.statistics().pending} callback(s) of "
-                    f"{domain.name!r} could not run within {timeout} s; readers that "
-                    f"hold its grace period:\n{describe_holdouts(holdouts)}"
-                ),
-                stacklevel=1,
+        started.append((domain, deadline))
+    for domain, deadline in started:
+        timeout = domain.exit_timeout
+        try:
+            drained = domain._close(True, deadline)
+        except Exception as exc:
+            warnings.warn(f"could not drain {domain!r} at exit: {exc}", RuntimeWarning, 1)
+            continue
+        if drained:
+            continue
+        # This thread was offline while it waited: it is no holdout.
+        with domain._registry_lock:
+            holdouts = [r for r in domain._registry if r.ctr and r.thread is not me]
+        if holdouts:
+            cause = (
+                f"{len(holdouts)} reader(s) still hold up its grace periods:\n"
+                + describe_holdouts(holdouts)
             )
+        else:
+            cause = "its worker is still running a callback"
+        warn_stall(
+            RcuStallWarning(
+                f"interpreter exit: {domain.statistics().pending} callback(s) of "
+                f"{domain.name!r} could not run within its exit_timeout of {timeout} s; " + cause
+            ),
+            holdouts,
+        )
 
 
 os.register_at_fork(

@@ -13,7 +13,15 @@ reference store is atomic).
 Writers that race each other need more than a store: ``exchange`` and
 ``compare_and_set`` run under a writers' lock that readers never touch.
 ``replace(new, reclaim)`` is the whole update in one call: publish ``new``,
-then hand the old object to ``call_rcu(reclaim, old)``.
+then hand the old object to ``call_rcu(reclaim, old)``. It is all or
+nothing: if the reclamation cannot be queued (the domain is closed, or the
+backlog ceiling inside a read section is reached), ``new`` is not published.
+
+After ``Domain.close()`` a pointer stays usable: reads, and the writes that
+queue nothing (``publish``, ``exchange``, ``compare_and_set``), work as
+before, since they never need a grace period; the caller owns whatever they
+replace. Only ``replace`` with something to reclaim raises
+:class:`rcu.DomainClosedError`, before it stores anything.
 """
 
 from __future__ import annotations
@@ -94,14 +102,29 @@ class Pointer(Generic[T]):
         In a debug domain, an old value that is an :class:`rcu.Reclaimable`
         is poisoned once ``reclaim`` has run (or at once after the grace
         period if ``reclaim`` is None).
+
+        If the reclamation cannot be queued, ``replace`` raises what
+        ``call_rcu`` raised (:class:`rcu.DomainClosedError` once the domain
+        is closed) and the pointer keeps its old value: after close, the
+        check comes before the store; if ``close`` races with the call, the
+        publication is undone.
         """
         if reclaim is not None and not callable(reclaim):
             raise TypeError(f"reclaim must be callable or None, not {type(reclaim).__name__}")
+        if reclaim is None and not self._debug:
+            return self.exchange(new)  # nothing to queue
+        self._domain._engine.check_accepting()
         old = self.exchange(new)
-        if self._debug:
-            self._domain.call_rcu(_reclaim_and_poison, reclaim, old)
-        elif reclaim is not None:
-            self._domain.call_rcu(reclaim, old)
+        try:
+            if self._debug:
+                self._domain.call_rcu(_reclaim_and_poison, reclaim, old)
+            elif reclaim is not None:
+                self._domain.call_rcu(reclaim, old)
+        except BaseException:
+            # ORDER: the reclamation was never queued, so nothing reclaims
+            # old: publish it again unless another writer replaced new.
+            self.compare_and_set(new, old)
+            raise
         return old
 
     def __repr__(self) -> str:

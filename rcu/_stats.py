@@ -65,7 +65,10 @@ class DomainStatistics:
     """A snapshot of one :class:`rcu.Domain`'s counters.
 
     ``pending`` counts callbacks queued and not yet run (or dropped);
-    ``peak_pending`` is its maximum so far, never above ``max_pending``.
+    ``peak_pending`` is its maximum so far: at most ``max_pending``, or
+    ``2 * max_pending`` if callbacks were queued inside read sections, plus
+    what callbacks queue. ``callbacks_dropped`` counts callbacks that
+    ``close(drain=False)`` dropped, or that a failed worker could not run.
     ``gp_latency`` is the time from a grace period's start to its end.
     ``stalls`` counts stall warnings issued.
     """

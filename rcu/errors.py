@@ -17,16 +17,22 @@ __all__ = [
 
 
 class RcuError(Exception):
-    """Base class of every error raised by :mod:`rcu`."""
+    """Base class of every error raised by :mod:`rcu`.
+
+    Raised as such by ``call_rcu``, ``barrier``, ``start_poll`` and ``close``
+    of a domain whose callback worker failed; ``__cause__`` is the worker's
+    exception.
+    """
 
 
 class ReadSectionError(RcuError):
     """A call that is illegal where it was made.
 
     Raised for calls that would deadlock inside a read section of the same
-    domain (``synchronize``, ``barrier``, ``close``, qsbr ``offline``), for an
-    unlock without a matching lock, and (in debug mode) for ``Pointer.load``
-    outside a read section.
+    domain (``synchronize``, ``barrier``, ``close``, qsbr ``offline``), for a
+    ``call_rcu`` inside one that finds the backlog at its ceiling of
+    ``2 * max_pending``, for an unlock without a matching lock, and (in debug
+    mode) for ``Pointer.load`` outside a read section.
     """
 
 

@@ -224,27 +224,62 @@ def test_backlog_never_exceeds_max_pending(flavor: str) -> None:
     assert stats.grace_periods < 9000 // 10
 
 
-def test_backlog_inside_read_section_forces_but_never_blocks(domain: rcu.Domain) -> None:
+def test_backlog_inside_read_section_forces_up_to_a_ceiling(flavor: str) -> None:
     ran: list[int] = []
-    with open_domain(domain.flavor, max_pending=3) as d:
+    with open_domain(flavor, max_pending=3, batch_delay=5.0) as d:
+        p = rcu.Pointer(0, d)
         with d.read():
-            for i in range(10):
+            for i in range(6):
                 d.call_rcu(ran.append, i)  # past the bound: must not block here
-            assert d.statistics().pending >= 3
+            assert d.statistics().pending == 6  # 2 * max_pending
+            with pytest.raises(rcu.ReadSectionError, match="leave it"):
+                d.call_rcu(ran.append, 6)
+            with pytest.raises(rcu.ReadSectionError):
+                p.replace(1, reclaim=ran.append)
+            assert p.load() == 0  # replace is all or nothing
+            assert d.statistics().pending == 6  # nothing was queued
+        d.call_rcu(ran.append, 6)  # outside the section it waits for space instead
         d.unregister_thread()
         assert d.barrier(PATIENCE)
-    assert ran == list(range(10))
+        stats = d.statistics()
+    assert ran == list(range(7))
+    assert stats.peak_pending == 6
+    assert stats.callbacks_queued == stats.callbacks_invoked == 7
 
 
-def test_online_qsbr_producer_past_the_backlog_only_forces(qsbr_domain: rcu.Domain) -> None:
+@pytest.mark.timeout(60)
+def test_online_qsbr_producers_keep_the_backlog_bound() -> None:
+    per_producer = 300
+    with open_domain("qsbr", max_pending=10, batch_size=1000, batch_delay=5.0) as d:
+        held_up: list[str] = []
+
+        def produce(p: int) -> None:
+            me = d.register_thread()  # online: would hold every grace period up
+            for i in range(per_producer):
+                d.call_rcu(int, i)  # waits for space offline, as synchronize() does
+                if me.ctr == 0:
+                    held_up.append(f"producer {p} left offline")
+            d.unregister_thread()
+
+        producers = [start(functools.partial(produce, p), f"online-{p}") for p in range(3)]
+        join(*producers)
+        assert d.barrier(PATIENCE)
+        stats = d.statistics()
+    assert held_up == []
+    assert stats.peak_pending <= 10
+    assert stats.callbacks_invoked == 3 * per_producer
+
+
+def test_online_qsbr_producer_in_a_read_section_only_forces() -> None:
     with open_domain("qsbr", max_pending=2, batch_delay=5.0) as d:
-        me = d.register_thread()  # online: holds grace periods up
-        for i in range(20):
-            d.call_rcu(int, i)  # must not block, and must not take this thread offline
-            assert me.ctr != 0
+        me = d.register_thread()
+        with d.read():  # may hold references: must not go offline
+            for i in range(4):
+                d.call_rcu(int, i)
+                assert me.ctr != 0
         d.unregister_thread()
         assert d.barrier(PATIENCE)
-        assert d.statistics().callbacks_invoked == 20
+        assert d.statistics().callbacks_invoked == 4
 
 
 def test_close_from_an_online_qsbr_thread_drains(qsbr_domain: rcu.Domain) -> None:
@@ -329,7 +364,7 @@ def test_queued_callbacks_run_at_interpreter_exit() -> None:
 STUCK_SCRIPT = textwrap.dedent(
     """
     import threading, rcu, sys
-    d = rcu.Domain(stall_timeout=0.5)
+    d = rcu.Domain(stall_timeout=0.5, exit_timeout=0.5)
     inside = threading.Event()
     def stuck():
         with d.read():

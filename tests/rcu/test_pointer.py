@@ -148,3 +148,48 @@ def test_without_debug_nothing_is_poisoned(domain: rcu.Domain) -> None:
     old = p.replace(Node(2), reclaim=lambda n: None)
     assert domain.barrier(PATIENCE)
     assert old.value == 1
+
+
+@pytest.mark.parametrize("debug", [False, True])
+def test_replace_after_close_stores_nothing(flavor: str, debug: bool) -> None:
+    d = rcu.Domain(flavor, debug=debug)
+    p = rcu.Pointer("old", d)
+    d.close()
+    reclaimed: list[object] = []
+    with pytest.raises(rcu.DomainClosedError):
+        p.replace("new", reclaim=reclaimed.append)
+    with d.read():
+        assert p.load() == "old"
+    d.unregister_thread()
+    assert reclaimed == []
+
+
+def test_writers_that_queue_nothing_work_after_close(flavor: str) -> None:
+    d = rcu.Domain(flavor)
+    p = rcu.Pointer(1, d)
+    d.close()
+    p.publish(2)
+    assert p.exchange(3) == 2
+    assert p.compare_and_set(3, 4)
+    assert p.replace(5) == 4  # nothing to reclaim: a plain exchange
+    with d.read():
+        assert p.load() == 5
+    d.unregister_thread()
+
+
+def test_replace_that_races_with_close_is_undone(monkeypatch: pytest.MonkeyPatch) -> None:
+    d = rcu.Domain()
+    p = rcu.Pointer("old", d)
+    real_exchange = rcu.Pointer.exchange
+
+    def exchange_then_close(self: rcu.Pointer[str], new: str) -> str:
+        old = real_exchange(self, new)
+        d.close()  # lands between the check and call_rcu
+        return old
+
+    monkeypatch.setattr(rcu.Pointer, "exchange", exchange_then_close)
+    with pytest.raises(rcu.DomainClosedError):
+        p.replace("new", reclaim=print)
+    with d.read():
+        assert p.load() == "old"
+    d.unregister_thread()
