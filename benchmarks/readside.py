@@ -234,12 +234,8 @@ def _busy_reader(
     if domain.flavor == "qsbr":
         boundary = reader.quiescent_state
         enter, leave = reader.online, reader.offline
-    else:
-
-        def boundary() -> None:
-            reader.unlock()
-            reader.lock()
-
+    else:  # as tcg.RcuRetire's vCPUs: one long section, relocked at every block
+        boundary = reader.relock
         enter, leave = reader.lock, reader.unlock
     ready.wait()
     boundaries = 0
