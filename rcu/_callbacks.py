@@ -465,6 +465,8 @@ class CallbackEngine:
         gp_latency: Percentiles,
         readers: int,
         stalls: int,
+        handoffs: int,
+        handoff_time: float,
     ) -> DomainStatistics:
         """Combine the engine's counters with the domain's into one snapshot."""
         with self.lock:
@@ -481,6 +483,8 @@ class CallbackEngine:
                 gp_latency=gp_latency,
                 readers=readers,
                 stalls=stalls,
+                handoffs=handoffs,
+                handoff_time=handoff_time,
             )
 
     def after_fork_in_child(self) -> None:

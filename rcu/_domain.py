@@ -42,8 +42,8 @@ path holds two of them except the fork handler, which takes all three):
 1. ``CallbackEngine._lock`` (see :mod:`rcu._callbacks`).
 2. ``_gp_cond``: guards ``_completed``, ``_gp_active``, ``_closed``,
    ``_sleepers`` and ``_handoff`` (the handoff gate's owner changes under it).
-3. ``_registry_lock``: guards ``_registry``; taken for registration and to
-   snapshot the readers when a grace period starts.
+3. ``_registry_lock``: guards ``_registry`` and ``_past_handoffs``; taken for
+   registration and to snapshot the readers when a grace period starts.
 
 Readers take none of them.
 """
@@ -195,6 +195,8 @@ class Domain:
             lookup = native.ReaderLookup(self._key, self.register_thread)
             self.__dict__["read"] = self.__dict__["reader"] = lookup
         self._registry_lock = threading.Lock()
+        # Step-aside counters (count, ns) of readers no longer registered.
+        self._past_handoffs = (0, 0)
         # reader -> the weak reference that watches its thread's exit
         self._registry: dict[Reader, weakref.ref[_ThreadSlot]] = {}
         self._gp_cond = threading.Condition(threading.Lock())
@@ -322,6 +324,9 @@ class Domain:
         with self._registry_lock:
             if self._registry.pop(reader, None) is None:
                 return
+            # Its step-aside counters outlive it (the owner is gone or is us).
+            handoffs, handoff_ns = self._past_handoffs
+            self._past_handoffs = (handoffs + reader.handoffs, handoff_ns + reader.handoff_ns)
         depth = reader.depth
         reader.depth = 0
         # ORDER: clear ctr, then look at waiting, as an unlock does. Only the
@@ -696,6 +701,10 @@ class Domain:
         """A frozen snapshot of this domain's counters."""
         with self._registry_lock:
             readers = len(self._registry)
+            handoffs, handoff_ns = self._past_handoffs
+            for reader in self._registry:
+                handoffs += reader.handoffs
+                handoff_ns += reader.handoff_ns
         return self._engine.statistics(
             name=self.name,
             flavor=self.flavor,
@@ -703,6 +712,8 @@ class Domain:
             gp_latency=self._latency.percentiles(),
             readers=readers,
             stalls=self._stalls,
+            handoffs=handoffs,
+            handoff_time=handoff_ns / 1e9,
         )
 
     def _before_fork(self) -> None:

@@ -173,6 +173,8 @@ typedef struct {
     unsigned long owner;       /* thread ident; set once, at creation */
     CounterObject *gp;         /* strong; replaced only when the owner unregisters or died */
     PyObject *stepped;         /* owner only: the last handoff gate it stepped aside for */
+    _Atomic uint64_t handoffs;   /* owner writes (in Reader._flagged); statistics read */
+    _Atomic uint64_t handoff_ns; /* the same */
     PyObject *thread;          /* the owner's threading.Thread; set once */
 } ReaderObject;
 
@@ -257,6 +259,8 @@ reader_init(ReaderObject *self, PyObject *args, PyObject *kwds)
     atomic_store(&self->ctr, 0);
     atomic_store(&self->depth, 0);
     atomic_store(&self->waiting, NOT_WAITING);
+    atomic_store(&self->handoffs, 0);
+    atomic_store(&self->handoff_ns, 0);
     return 0;
 }
 
@@ -399,6 +403,29 @@ reader_set_stepped(ReaderObject *self, PyObject *value, void *Py_UNUSED(closure)
 }
 
 static PyObject *
+reader_get_u64(ReaderObject *self, void *closure)
+{
+    _Atomic uint64_t *field = (_Atomic uint64_t *)((char *)self + (Py_ssize_t)closure);
+    return PyLong_FromUnsignedLongLong(atomic_load_explicit(field, memory_order_relaxed));
+}
+
+static int
+reader_set_u64(ReaderObject *self, PyObject *value, void *closure)
+{
+    if (value == NULL) {
+        PyErr_SetString(PyExc_AttributeError, "cannot delete a counter");
+        return -1;
+    }
+    unsigned long long v = PyLong_AsUnsignedLongLong(value);
+    if (v == (unsigned long long)-1 && PyErr_Occurred()) {
+        return -1;
+    }
+    _Atomic uint64_t *field = (_Atomic uint64_t *)((char *)self + (Py_ssize_t)closure);
+    atomic_store_explicit(field, (uint64_t)v, memory_order_relaxed);
+    return 0;
+}
+
+static PyObject *
 reader_get_thread(ReaderObject *self, void *Py_UNUSED(closure))
 {
     return Py_NewRef(self->thread ? self->thread : Py_None);
@@ -416,6 +443,12 @@ static PyGetSetDef reader_getset[] = {
     {"stepped", (getter)reader_get_stepped, (setter)reader_set_stepped,
      "The handoff gate this reader last stepped aside for (owner only).", NULL},
     {"thread", (getter)reader_get_thread, NULL, "The owner thread.", NULL},
+    {"handoffs", (getter)reader_get_u64, (setter)reader_set_u64,
+     "How often this reader stepped aside for a grace period (owner only).",
+     (void *)offsetof(ReaderObject, handoffs)},
+    {"handoff_ns", (getter)reader_get_u64, (setter)reader_set_u64,
+     "How long it stepped aside in all, in nanoseconds (owner only).",
+     (void *)offsetof(ReaderObject, handoff_ns)},
     {NULL},
 };
 

@@ -15,6 +15,8 @@ class _Record:
     depth: int
     waiting: int
     stepped: threading.Lock | None
+    handoffs: int
+    handoff_ns: int
     thread: threading.Thread  # read-only
     def __init__(self, gp: GracePeriodState, thread: threading.Thread) -> None: ...
     def lock(self) -> None: ...

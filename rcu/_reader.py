@@ -35,6 +35,9 @@ Fields and who writes them (one writer per field; written where relied on):
 ``stepped``
     Owner only: the handoff gate this reader last stepped aside for, so that
     it steps aside at most once per gate.
+``handoffs``, ``handoff_ns``
+    Owner only: how often, and for how long in all, it stepped aside
+    (``Domain.statistics()`` sums them).
 
 Handing over the interpreter
 ----------------------------
@@ -63,6 +66,7 @@ from __future__ import annotations
 import os
 import sys
 import threading
+import time
 from types import ModuleType, TracebackType
 from typing import TYPE_CHECKING
 
@@ -216,6 +220,8 @@ class Reader:
         depth: int
         waiting: int
         stepped: threading.Lock | None
+        handoffs: int
+        handoff_ns: int
         thread: threading.Thread
 
         def __init__(self, gp: GracePeriodState, thread: threading.Thread) -> None: ...
@@ -277,8 +283,11 @@ class Reader:
             # Block until the driver has scanned (it releases the gate) or for
             # one switch interval: either way the interpreter goes to the
             # driver now instead of at the next forced switch.
+            start = time.perf_counter_ns()
             if gate.acquire(timeout=sys.getswitchinterval()):
                 gate.release()  # let the next reader that stepped aside through
+            self.handoffs += 1
+            self.handoff_ns += time.perf_counter_ns() - start
 
     def _pause(self) -> bool:
         """Stop holding up grace periods while this thread blocks in a wait.
@@ -301,7 +310,17 @@ class Reader:
 class PyRecord(Reader):
     """The pure-Python reader record: the reference of the C extension's."""
 
-    __slots__ = ("_gp", "ctr", "depth", "owner", "stepped", "thread", "waiting")
+    __slots__ = (
+        "_gp",
+        "ctr",
+        "depth",
+        "handoff_ns",
+        "handoffs",
+        "owner",
+        "stepped",
+        "thread",
+        "waiting",
+    )
 
     def __init__(self, gp: GracePeriodState, thread: threading.Thread) -> None:
         self._gp = gp
@@ -311,6 +330,8 @@ class PyRecord(Reader):
         self.depth = 0
         self.waiting = NOT_WAITING
         self.stepped = None
+        self.handoffs = 0
+        self.handoff_ns = 0
 
     def _check_owner(self) -> None:
         """Debug mode: raise RcuError unless called on the thread that owns this handle."""

@@ -70,7 +70,9 @@ class DomainStatistics:
     what callbacks queue. ``callbacks_dropped`` counts callbacks that
     ``close(drain=False)`` dropped, or that a failed worker could not run.
     ``gp_latency`` is the time from a grace period's start to its end.
-    ``stalls`` counts stall warnings issued.
+    ``stalls`` counts stall warnings issued. ``handoffs`` counts how often
+    readers stepped aside for a waiting grace period (with a GIL only) and
+    ``handoff_time`` is how long they did, in seconds, summed over readers.
     """
 
     name: str
@@ -85,3 +87,5 @@ class DomainStatistics:
     gp_latency: Percentiles
     readers: int
     stalls: int
+    handoffs: int = 0
+    handoff_time: float = 0.0

@@ -88,7 +88,10 @@ class PolicyStatistics:
     had to wait for space, with ``wait`` their durations. ``pause``: how long
     each stop of the world lasted, from request to release (empty for
     policies that never stop vCPUs). ``gp_latency``: grace-period latency
-    (None for policies without grace periods).
+    (None for policies without grace periods). ``stepped_aside``: seconds
+    vCPUs spent stepping aside for grace periods at block boundaries, summed
+    over vCPUs (with a GIL only; see :mod:`rcu`): vCPU time the policy cost
+    beyond the translators' waits.
     """
 
     policy: str
@@ -100,6 +103,7 @@ class PolicyStatistics:
     wait: Latency
     pause: Latency
     gp_latency: Latency | None
+    stepped_aside: float = 0.0
 
 
 @runtime_checkable
@@ -453,6 +457,7 @@ class RcuRetire(_PolicyBase):
         with self._lock:
             retirements, reclaims = self._retirements, self._reclaims
             waits, invalidated = self._waits, self._invalidated
+        domain = self.domain.statistics()
         return PolicyStatistics(
             policy=self.name,
             flushes=0,
@@ -462,7 +467,8 @@ class RcuRetire(_PolicyBase):
             translator_waits=waits,
             wait=self._wait_times.percentiles(),
             pause=rcu.Percentiles.of(()),
-            gp_latency=self.domain.statistics().gp_latency,
+            gp_latency=domain.gp_latency,
+            stepped_aside=domain.handoff_time,
         )
 
     def close(self) -> None:

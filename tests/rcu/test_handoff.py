@@ -243,3 +243,22 @@ def test_a_waiter_that_times_out_leaves_the_drivers_handoff_alone(domain: rcu.Do
     holdout.finish()
     assert driver.outcome() is True
     assert domain._handoff is None
+
+
+@pytest.mark.usefixtures("gil")
+def test_statistics_count_the_time_readers_stepped_aside(domain: rcu.Domain) -> None:
+    assert (domain.statistics().handoffs, domain.statistics().handoff_time) == (0, 0.0)
+    bystander = Bystander(domain)
+    holdout = ParkedReader(domain, name="holdout")
+    sync = Background(domain.synchronize)
+    assert wait_until(lambda: domain._gp.gate is not None)
+    bystander.go.set()  # steps aside once, until its bound: the gate stays shut
+    assert bystander.crossed.wait(PATIENCE)
+    stats = domain.statistics()
+    assert stats.handoffs == 1
+    assert stats.handoff_time > 0
+    holdout.finish()
+    assert sync.outcome() is True
+    bystander.finish()  # unregisters: its counts stay with the domain
+    assert domain.statistics().handoffs >= 1
+    assert domain.statistics().handoff_time >= stats.handoff_time
