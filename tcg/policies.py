@@ -310,7 +310,11 @@ class RcuRetire(_PolicyBase):
     32,64,128`` on two busy cores: grace periods p50 2-5 us, p99 0.4-5 ms;
     translator waits p50 20-190 us (p99 0.5-22 ms, the machine's own
     scheduling); about 0.6 ms of waiting per retirement, where waking the
-    worker and being woken back cost about 5.6 ms.
+    worker and being woken back cost about 5.6 ms. The price is paid at step
+    3 and 4 by the other vCPUs: a step aside lasts a median 1.7 ms (p90 6 ms),
+    most of it waiting for the interpreter to come back, several times the
+    translators' waits in all (``PolicyStatistics.stepped_aside``, counted in
+    rcu-compare's time lost). Throughput is where it nets out.
     """
 
     def __init__(
