@@ -83,6 +83,8 @@ __all__ = [
 ]
 
 ECALL = 0x00000073
+#: A hart's instret never reaches it: the cpu loop's check when there is no limit.
+_NO_LIMIT = 1 << 62
 
 #: watch-array bit of pages holding an LR-reserved word (bit 0: translated code).
 RESERVED = 2
@@ -204,7 +206,9 @@ class Machine:
     host-code bytes, cut into ``regions``; a small buffer just retires often.
     ``echo`` (a binary stream) receives the guest's stdout as it is written.
     ``max_instructions`` stops the run (``stopped == "limit"``) once the harts
-    together have retired at least that many instructions.
+    together have retired at least that many instructions; it is checked at
+    every block boundary, so it stops a guest that never leaves translated
+    code too, each hart overshooting by at most one block.
 
     ``host_calls`` says where a blocking host call (``nanosleep``) runs:
     ``"outside"`` guest code (the hart leaves ``running()`` and its read side
@@ -396,6 +400,10 @@ class Machine:
         generations = self.buffer.generations
         limit = self.max_instructions
         inside = self.host_calls == "inside"
+        # The limit is checked where guest code can see it: a guest that loops
+        # without a special instruction never leaves the inner loop. One
+        # comparison per block against this hart's share of what is left.
+        check_at = self._limit_check_at(h)
         pc = h.pc
         while not self._stop:
             token: object = None
@@ -403,7 +411,7 @@ class Machine:
             with cpu.running():
                 enter()
                 try:
-                    while not cpu.exit_requested:
+                    while not cpu.exit_requested and h.instret < check_at:
                         tb = lookup(cache, pc)
                         if tb is None:
                             try:
@@ -442,9 +450,22 @@ class Machine:
             cpu.process_work()
             if limit is not None and self._instructions() >= limit:
                 self._halt("limit")
+            check_at = self._limit_check_at(h)
 
     def _instructions(self) -> int:
         return sum(h.instret for h in self.harts)
+
+    def _limit_check_at(self, h: EngineHart) -> int:
+        """The instret at which hart ``h`` next compares the harts' total with the limit.
+
+        Each hart takes an equal share of the instructions left, so the
+        harts together overshoot the limit by at most one block each.
+        """
+        limit = self.max_instructions
+        if limit is None:
+            return _NO_LIMIT
+        left = limit - self._instructions()
+        return h.instret + max(1, -(-left // self.vcpus))
 
     def _translate(self, pc: int) -> TranslationBlock:
         """Translate the block at ``pc`` and publish it (inside the read side)."""

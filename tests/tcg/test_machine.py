@@ -13,8 +13,19 @@ import quiescent
 from tcg import StopTheWorldFlush
 from tcg.machine import Machine, MachineError, make_policy
 from tcg.riscv.errors import FaultReason, LoaderError
+from tcg.riscv.translate import LOOP_ITERATIONS
 from tcg.workloads import WORKLOADS
-from tests.tcg.riscv.helpers import amo, branch, i_type, load, lui, make_elf, store, tiny_program
+from tests.tcg.riscv.helpers import (
+    amo,
+    branch,
+    i_type,
+    jal,
+    load,
+    lui,
+    make_elf,
+    store,
+    tiny_program,
+)
 
 ECALL = 0x00000073
 ILLEGAL = 0xFFFFFFFF
@@ -253,3 +264,25 @@ def test_stop_before_run_runs_nothing() -> None:
     machine.stop()  # again: harmless
     result = machine.run()
     assert (result.stopped, result.instructions) == ("limit", 0)
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("vcpus", [1, 3])
+@pytest.mark.parametrize(
+    "loop",
+    [
+        pytest.param([jal(0, 0)], id="jump-to-itself"),
+        # Two blocks that jump to each other: no block loops on itself.
+        pytest.param([i_type("addi", 5, 5, 1), jal(0, 8), 0, jal(0, -12)], id="two-blocks"),
+    ],
+)
+def test_max_instructions_stops_a_guest_that_never_leaves_guest_code(
+    loop: list[int], vcpus: int
+) -> None:
+    # No special instruction ever runs: only the cpu loop's own check can stop it.
+    result = Machine(tiny_program(loop), vcpus=vcpus, max_instructions=1000).run()
+    assert result.stopped == "limit"
+    assert result.exit_code is None
+    # Each hart overshoots by at most one block (a self-loop block runs up
+    # to LOOP_ITERATIONS iterations in one call).
+    assert 1000 <= result.instructions <= 1000 + vcpus * LOOP_ITERATIONS
