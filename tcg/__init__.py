@@ -10,7 +10,7 @@ This module only re-exports.
 from __future__ import annotations
 
 from tcg.block import TranslationBlock, UseAfterReclaimError
-from tcg.buffer import BufferFullError, BufferStatistics, TranslationBuffer
+from tcg.buffer import BufferFullError, BufferStatistics, TranslationBuffer, VcpuMark
 from tcg.machine import Machine, MachineError, MachineResult
 from tcg.policies import (
     PolicyStatistics,
@@ -34,4 +34,5 @@ __all__ = [
     "TranslationBuffer",
     "UseAfterReclaimError",
     "VcpuHooks",
+    "VcpuMark",
 ]

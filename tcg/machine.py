@@ -12,11 +12,13 @@ The cpu loop of one hart::
     while the machine runs:
         with cpu.running():                 # stop-the-world read side
             hooks.enter()                   # the policy's read side (RCU)
-            while not cpu.exit_requested:
+            mark.seq += 1                   # the grace-period check (VcpuMark)
+            while not cpu.exit_requested and below the limit:
                 tb = lookup or translate    # BufferFullError: leave, wait, retry
                 if tb is special: leave     # ecall, atomics, fence.i, csr...
                 check tb; pc = tb.fn(hart); check tb   # the reclamation oracle
-                hooks.boundary()            # a quiescent point
+                mark.seq += 1; hooks.boundary(); mark.seq += 1   # a quiescent point
+            mark.seq += 1
             hooks.leave()
         wait for space / run the special instruction / process queued work
 
@@ -56,13 +58,14 @@ from typing import BinaryIO, Literal, Protocol, cast
 
 import quiescent
 from tcg.block import BlockFunction, TranslationBlock, UseAfterReclaimError
-from tcg.buffer import BufferFullError, BufferStatistics, TranslationBuffer
+from tcg.buffer import BufferFullError, BufferStatistics, TranslationBuffer, VcpuMark
 from tcg.policies import (
     BATCH_RESERVE,
     PolicyStatistics,
     RcuRetire,
     RetirePolicy,
     StopTheWorldFlush,
+    VcpuHooks,
 )
 from tcg.riscv.decode import decode
 from tcg.riscv.elf import DEFAULT_RAM_SIZE, PAGE_SIZE, load_elf
@@ -261,7 +264,9 @@ class Machine:
         self.world = quiescent.World(name="machine")
         self.policy = make_policy(policy, self.world)
         self.watch = bytearray(len(self.ram) // PAGE_SIZE)
-        self.buffer = TranslationBuffer(capacity, regions, self.policy, watch=self.watch)
+        self.buffer = TranslationBuffer(
+            capacity, regions, self.policy, watch=self.watch, on_violation=self._violation
+        )
         self.harts: list[EngineHart] = [self._new_hart(i) for i in range(vcpus)]
         for h in self.harts:
             h.reset(self.entry, vcpus)
@@ -363,12 +368,19 @@ class Machine:
             with contextlib.suppress(quiescent.QuiescentError):
                 cpu.run_async(_nothing)
 
+    def _violation(self, message: str) -> None:
+        """A reclaim broke the grace-period rule (reported by the buffer)."""
+        with self._state_lock:
+            self._violations.append(message)
+        self._halt("violation")
+
     def _hart_main(self, h: EngineHart) -> None:
         cpu = self.world.register(name=f"hart{h.hart_id}")
         hooks = self.policy.vcpu_hooks()
         cache = self.buffer.new_jump_cache()
+        mark = self.buffer.new_vcpu_mark(f"hart{h.hart_id}")
         try:
-            self._cpu_loop(h, cpu, hooks.enter, hooks.leave, hooks.boundary, cache)
+            self._cpu_loop(h, cpu, hooks, cache, mark)
         except GuestFault as fault:
             with self._state_lock:
                 if self._fault is None:
@@ -384,6 +396,7 @@ class Machine:
                     self._error = exc
             self._halt("fault")
         finally:
+            self.buffer.drop_vcpu_mark(mark)
             self.buffer.drop_jump_cache(cache)
             cpu.unregister()
 
@@ -391,11 +404,11 @@ class Machine:
         self,
         h: EngineHart,
         cpu: quiescent.Vcpu,
-        enter: Callable[[], None],
-        leave: Callable[[], None],
-        boundary: Callable[[], None],
+        hooks: VcpuHooks,
         cache: list[TranslationBlock | None],
+        mark: VcpuMark,
     ) -> None:
+        enter, leave, boundary = hooks.enter, hooks.leave, hooks.boundary
         lookup = self.buffer.lookup
         generations = self.buffer.generations
         limit = self.max_instructions
@@ -410,6 +423,9 @@ class Machine:
             full = special = False
             with cpu.running():
                 enter()
+                # ORDER: odd after the read side is entered, even again
+                # before it is left or cut (see VcpuMark).
+                mark.seq += 1
                 try:
                     while not cpu.exit_requested and h.instret < check_at:
                         tb = lookup(cache, pc)
@@ -437,8 +453,11 @@ class Machine:
                         pc = fn(h)
                         if generations[tb.region] != tb.generation:
                             tb.check(generations)
+                        mark.seq += 1
                         boundary()
+                        mark.seq += 1
                 finally:
+                    mark.seq += 1
                     leave()
                     h.pc = pc
             if full:

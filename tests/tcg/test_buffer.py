@@ -246,3 +246,47 @@ class BufferModel(RuleBasedStateMachine):
 
 
 TestBufferModel = BufferModel.TestCase
+
+
+def test_reclaim_while_a_vcpu_may_hold_a_tb_is_a_violation_every_time() -> None:
+    seen: list[str] = []
+    policy = StopTheWorldFlush(quiescent.World())
+    buffer = TranslationBuffer(400, 4, policy, on_violation=seen.append)
+    inside, outside, moved = (buffer.new_vcpu_mark(f"vcpu{i}") for i in range(3))
+    inside.seq = moved.seq = 1  # in guest code
+    assert outside.seq == 0  # not in guest code: never reported
+    _add(buffer, 0x100, size=60)
+    _add(buffer, 0x200, size=60)
+    retired = buffer.retire_oldest()
+    assert retired is not None
+    moved.seq += 2  # passed a TB boundary: holds nothing found before the retire
+    assert buffer.reclaim(*retired) is True  # the reclaim happens; it is reported
+    assert seen == buffer.violations()
+    assert len(seen) == 1
+    assert "region 0 reclaimed while vcpu0 may still hold one of its TBs" in seen[0]
+
+
+def test_reclaim_after_every_holder_moved_on_is_not_a_violation() -> None:
+    buffer = _buffer(capacity=400, regions=4)
+    marks = [buffer.new_vcpu_mark(f"vcpu{i}") for i in range(2)]
+    marks[0].seq = 1
+    _add(buffer, 0x100, size=60)
+    _add(buffer, 0x200, size=60)
+    retired = buffer.retire_oldest()
+    assert retired is not None
+    marks[1].seq = 1  # entered after the retire: cannot find the region's TBs
+    marks[0].seq += 1  # left guest code
+    assert buffer.reclaim(*retired) is True
+    buffer.drop_vcpu_mark(marks[1])
+    buffer.flush()
+    assert buffer.violations() == []
+
+
+def test_flush_while_a_vcpu_is_in_guest_code_is_a_violation() -> None:
+    buffer = _buffer()
+    mark = buffer.new_vcpu_mark("hart3")
+    mark.seq = 1
+    _add(buffer, 0x100)
+    buffer.flush()
+    (message,) = buffer.violations()
+    assert "flush while hart3 is inside guest code" in message

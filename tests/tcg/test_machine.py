@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 import quiescent
-from tcg import StopTheWorldFlush
+from tcg import RcuRetire, StopTheWorldFlush
 from tcg.machine import Machine, MachineError, make_policy
 from tcg.riscv.errors import FaultReason, LoaderError
 from tcg.riscv.translate import LOOP_ITERATIONS
@@ -286,3 +286,28 @@ def test_max_instructions_stops_a_guest_that_never_leaves_guest_code(
     # Each hart overshoots by at most one block (a self-loop block runs up
     # to LOOP_ITERATIONS iterations in one call).
     assert 1000 <= result.instructions <= 1000 + vcpus * LOOP_ITERATIONS
+
+
+class ReclaimAtOnce(RcuRetire):
+    """A broken policy: it reclaims a retired region without a grace period."""
+
+    def __init__(self, world: quiescent.World) -> None:
+        super().__init__()
+
+    def _retire(self, *, force: bool) -> None:
+        retired = self.buffer.retire_oldest()
+        if retired is not None:
+            self.buffer.reclaim(*retired)
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("vcpus", [1, 2])
+@pytest.mark.parametrize("run", range(3))
+def test_a_policy_without_grace_periods_is_caught_every_run(vcpus: int, run: int) -> None:
+    # Whether another hart happens to run the reclaimed code is luck; the
+    # grace-period check does not depend on it.
+    program = WORKLOADS["bigcode"].path
+    result = Machine(program, vcpus=vcpus, policy=ReclaimAtOnce, buffer_kb=16).run()
+    assert result.stopped == "violation"
+    assert result.violations
+    assert "may still hold one of its TBs" in result.violations[0]
