@@ -65,14 +65,11 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from sortedcontainers import SortedDict
 
 from tcg.block import BlockFunction, TranslationBlock
-
-if TYPE_CHECKING:
-    from tcg.policies import RetirePolicy
+from tcg.policies import RetirePolicy
 
 __all__ = [
     "BufferFullError",
@@ -91,6 +88,8 @@ JUMP_CACHE_SIZE = 1 << JUMP_CACHE_BITS
 _JC_MASK = JUMP_CACHE_SIZE - 1
 
 PAGE_BITS = 12
+#: Guest addresses are 32-bit: a TB's key is ``pc | flags << 32``.
+ADDRESS_SPACE = 1 << 32
 _POISON = b"\xde\xad\xbe\xef"
 
 #: A vCPU's jump cache: a direct-mapped list indexed by ``(pc >> 2) & mask``.
@@ -107,6 +106,16 @@ class BufferFullError(Exception):
     def __init__(self, token: object) -> None:
         super().__init__("translation buffer full")
         self.token = token
+
+
+def _check_range(pc: int, end: int) -> None:
+    for name, value in (("pc", pc), ("end", end)):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise TypeError(f"{name} must be an int, not {type(value).__name__}")
+    if not 0 <= pc < end <= ADDRESS_SPACE:
+        raise ValueError(
+            f"a TB covers [pc, end) with 0 <= pc < end <= 2**32, not [{pc:#x}, {end:#x})"
+        )
 
 
 class VcpuMark:
@@ -181,6 +190,8 @@ class TranslationBuffer:
             raise ValueError(f"regions must be >= 1, not {regions}")
         if capacity < regions:
             raise ValueError(f"capacity {capacity} is smaller than {regions} regions of 1 byte")
+        if not isinstance(policy, RetirePolicy):
+            raise TypeError(f"policy must be a RetirePolicy, not {type(policy).__name__}")
         if watch is not None and not isinstance(watch, bytearray):
             raise TypeError("watch must be a bytearray or None")
         if on_violation is not None and not callable(on_violation):
@@ -262,9 +273,15 @@ class TranslationBuffer:
         """The published TB for ``pc``, through ``cache`` then the index; None if absent.
 
         Call inside the policy's read side (a read section, or ``running()``).
+        ``cache`` must come from :meth:`new_jump_cache`.
         """
         slot = (pc >> 2) & _JC_MASK
-        tb = cache[slot]
+        try:
+            tb = cache[slot]  # free unless it raises: no check on the hot path
+        except (LookupError, TypeError):
+            raise TypeError(
+                f"cache must be a jump cache from new_jump_cache(), not {type(cache).__name__}"
+            ) from None
         if tb is not None and tb.pc == pc and tb.flags == flags and not tb.invalid:
             return tb
         tb = self._index.get(pc | flags << 32)
@@ -285,11 +302,27 @@ class TranslationBuffer:
     ) -> TranslationBlock:
         """Allocate room for ``code``, copy it in and publish a TB for ``[pc, end)``.
 
+        ``pc`` and ``end`` are guest addresses, ``0 <= pc < end <= 2**32``;
+        ``fn`` is the block's callable; ``code`` its host bytes (at least one,
+        at most a region); ``flags`` (``>= 0``) is part of the key.
+
         Raises :class:`BufferFullError` when no region is free; the policy
         has been told (``on_full``) and the caller must wait for space outside
-        its read side, then retry. If another thread already published a TB
-        for the same key, that one is returned.
+        its read side, then retry.
+
+        One TB per key is published. If one for the same key and the same
+        ``[pc, end)`` is already published (another thread translated the
+        same block first), that one is returned and ``code`` is dropped. A
+        published TB for the same key with another range is stale: it is
+        unlinked, as by :meth:`invalidate`, and the new one replaces it.
         """
+        _check_range(pc, end)
+        if isinstance(flags, bool) or not isinstance(flags, int) or flags < 0:
+            raise ValueError(f"flags must be an int >= 0, not {flags!r}")
+        if not callable(fn):
+            raise TypeError(f"fn must be callable, not {type(fn).__name__}")
+        if not isinstance(code, bytes | bytearray | memoryview):
+            raise TypeError(f"code must be bytes, not {type(code).__name__}")
         size = len(code)
         if size > self.region_size:
             raise ValueError(
@@ -300,10 +333,16 @@ class TranslationBuffer:
             raise ValueError("a TB needs at least one byte of code")
         key = pc | flags << 32
         free_left = -1  # >= 0 once this call started filling a fresh region
+        replaced: list[TranslationBlock] = []
         with self._lock:
             existing = self._index.get(key)
             if existing is not None:
-                return existing
+                if existing.end == end:
+                    return existing
+                replaced.append(existing)
+                self._unlink(replaced)
+                self._retired_in[existing.region] += existing.size
+                self._invalidations += 1
             region = self._current
             if region < 0 or self._used[region] + size > self.region_size:
                 region = self._next_region()
@@ -319,6 +358,8 @@ class TranslationBuffer:
                 self._publish(tb)
         # The policy is called without the lock (it may queue callbacks or
         # take other locks that are ordered before this one).
+        if replaced:
+            self.policy.on_invalidate(replaced)
         if region < 0:
             raise BufferFullError(self.policy.on_full())
         if free_left >= 0:
@@ -368,8 +409,12 @@ class TranslationBuffer:
         """Unlink every TB translated from guest bytes overlapping ``[start, end)``.
 
         Their bytes stay until their region is reclaimed (they count as
-        retired). Returns the TBs unlinked; the policy is told.
+        retired). Returns the TBs unlinked; the policy is told. An empty
+        range (``end <= start``) unlinks nothing.
         """
+        for name, value in (("start", start), ("end", end)):
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise TypeError(f"{name} must be an int, not {type(value).__name__}")
         if end <= start:
             return []
         with self._lock:
@@ -444,8 +489,14 @@ class TranslationBuffer:
         """Poison a retired region, bump its generation and make it free.
 
         Returns False (and does nothing) if the region was reclaimed another
-        way meanwhile, e.g. by a flush.
+        way meanwhile, e.g. by a flush. ``(region, generation)`` is what
+        :meth:`retire_oldest` returned.
         """
+        for name, value in (("region", region), ("generation", generation)):
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise TypeError(f"{name} must be an int, not {type(value).__name__}")
+        if not 0 <= region < self.regions:
+            raise ValueError(f"region must be in [0, {self.regions}), not {region}")
         with self._lock:
             if self._state[region] != RETIRED or self.generations[region] != generation:
                 return False

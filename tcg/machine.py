@@ -73,7 +73,7 @@ from tcg.riscv.errors import GuestFault
 from tcg.riscv.hart import Hart
 from tcg.riscv.interp import Exit, fetch, step
 from tcg.riscv.syscalls import SYS_NANOSLEEP, Outcome, syscall
-from tcg.riscv.translate import DEFAULT_MAX_INSNS, translate
+from tcg.riscv.translate import DEFAULT_MAX_INSNS, MAX_INSNS, translate
 
 __all__ = [
     "POLICIES",
@@ -111,6 +111,8 @@ class MachineError(Exception):
 def make_policy(policy: str | PolicyFactory, world: quiescent.World) -> RetirePolicy:
     """A policy by name (``rcu``, ``rcu-qsbr``, ``flush``, ``module:Class``) or factory."""
     made: object
+    if not isinstance(policy, str) and not callable(policy):
+        raise TypeError(f"policy must be a name or a factory, not {type(policy).__name__}")
     if callable(policy):
         made = policy(world)
     elif isinstance(policy, str) and policy in POLICIES:
@@ -208,6 +210,7 @@ class Machine:
     ``quiescent.World``. ``buffer_kb`` is the buffer's capacity in KiB of
     host-code bytes, cut into ``regions``; a small buffer just retires often.
     ``echo`` (a binary stream) receives the guest's stdout as it is written.
+    ``max_block_insns`` (1 to 1024) caps the guest instructions of a block.
     ``max_instructions`` stops the run (``stopped == "limit"``) once the harts
     together have retired at least that many instructions; it is checked at
     every block boundary, so it stops a guest that never leaves translated
@@ -249,6 +252,10 @@ class Machine:
             or max_instructions < 1
         ):
             raise ValueError(f"max_instructions must be a positive int, not {max_instructions!r}")
+        if isinstance(max_block_insns, bool) or not isinstance(max_block_insns, int):
+            raise TypeError(f"max_block_insns must be an int, not {type(max_block_insns).__name__}")
+        if not 1 <= max_block_insns <= MAX_INSNS:
+            raise ValueError(f"max_block_insns must be in [1, {MAX_INSNS}], not {max_block_insns}")
         if host_calls not in ("outside", "inside"):
             raise ValueError(f"host_calls must be 'outside' or 'inside', not {host_calls!r}")
         loaded = load_elf(program, ram_size=ram_size)  # LoaderError before anything runs
@@ -495,17 +502,16 @@ class Machine:
             # while this one translates, the check below catches it.
             before = bytes(ram[pc : pc + 4 * max_insns])
             fn, end, host = self._generate(pc, max_insns)
-            try:
-                tb = self.buffer.add(pc, end, fn, host)
-            except ValueError:
+            if len(host) > self.buffer.region_size:
                 # Too big for a region: fewer instructions per block.
                 if max_insns == 1:
                     raise MachineError(
                         f"a one-instruction block needs {len(host)} bytes; the buffer's "
                         f"regions hold {self.buffer.region_size}: use a larger buffer"
-                    ) from None
+                    )
                 max_insns = max(1, max_insns // 2)
                 continue
+            tb = self.buffer.add(pc, end, fn, host)
             if bytes(ram[pc:end]) == before[: end - pc]:
                 return tb
             self.buffer.invalidate(pc, end)  # rewritten meanwhile: translate again

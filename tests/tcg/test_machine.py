@@ -311,3 +311,19 @@ def test_a_policy_without_grace_periods_is_caught_every_run(vcpus: int, run: int
     assert result.stopped == "violation"
     assert result.violations
     assert "may still hold one of its TBs" in result.violations[0]
+
+
+def test_max_block_insns_is_checked_at_the_call() -> None:
+    program = WORKLOADS["crc32"].path
+    with pytest.raises(ValueError, match="max_block_insns"):
+        Machine(program, max_block_insns=0)
+    with pytest.raises(ValueError, match="max_block_insns"):
+        Machine(program, max_block_insns=100_000)
+    with pytest.raises(TypeError, match="max_block_insns"):
+        Machine(program, max_block_insns=2.5)  # type: ignore[arg-type]
+    assert Machine(program, max_block_insns=1).run().stdout == WORKLOADS["crc32"].expected_output()
+
+
+def test_a_policy_of_none_is_a_type_error() -> None:
+    with pytest.raises(TypeError):
+        Machine(WORKLOADS["crc32"].path, policy=None)  # type: ignore[arg-type]
