@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from tcg.block import TranslationBlock, UseAfterReclaimError
 from tcg.buffer import BufferFullError, BufferStatistics, TranslationBuffer, VcpuMark
-from tcg.machine import Machine, MachineError, MachineResult
+from tcg.machine import Machine, MachineConfigError, MachineError, MachineResult
 from tcg.policies import (
     PolicyStatistics,
     RcuRetire,
@@ -24,6 +24,7 @@ __all__ = [
     "BufferFullError",
     "BufferStatistics",
     "Machine",
+    "MachineConfigError",
     "MachineError",
     "MachineResult",
     "PolicyStatistics",

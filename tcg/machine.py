@@ -49,6 +49,7 @@ block's function, guest end and host bytes), :meth:`Machine._is_host_call` and
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import threading
 import time
@@ -79,6 +80,7 @@ __all__ = [
     "POLICIES",
     "EngineHart",
     "Machine",
+    "MachineConfigError",
     "MachineError",
     "MachineResult",
     "make_policy",
@@ -105,7 +107,15 @@ POLICIES: dict[str, PolicyFactory] = {
 
 
 class MachineError(Exception):
-    """The machine cannot run as configured (not a guest error)."""
+    """The machine failed, not the guest: misuse, a failed hart thread, a bad configuration."""
+
+
+class MachineConfigError(MachineError):
+    """The machine as configured cannot run this program (e.g. a buffer too small for a block).
+
+    Found only once the program runs; arguments that are wrong whatever the
+    program raise ``TypeError``/``ValueError`` when the machine is made.
+    """
 
 
 def make_policy(policy: str | PolicyFactory, world: quiescent.World) -> RetirePolicy:
@@ -136,6 +146,11 @@ def _import_policy(spec: str, world: quiescent.World) -> object:
         factory = getattr(importlib.import_module(module_name), attr)
     except (ImportError, AttributeError) as exc:
         raise ValueError(f"cannot import policy {spec!r}: {exc}") from None
+    if not callable(factory):
+        raise ValueError(
+            f"policy {spec!r} is a {type(factory).__name__}, not a class or factory "
+            f"(expected 'module:Class')"
+        )
     return factory(world)
 
 
@@ -244,8 +259,8 @@ class Machine:
                 raise ValueError(f"{name} must be >= 1, not {value}")
         if isinstance(buffer_kb, bool) or not isinstance(buffer_kb, int | float):
             raise TypeError(f"buffer_kb must be a number, not {type(buffer_kb).__name__}")
-        if not buffer_kb > 0:
-            raise ValueError(f"buffer_kb must be > 0, not {buffer_kb!r}")
+        if not 0 < buffer_kb < math.inf:
+            raise ValueError(f"buffer_kb must be finite and > 0, not {buffer_kb!r}")
         if max_instructions is not None and (
             isinstance(max_instructions, bool)
             or not isinstance(max_instructions, int)
@@ -310,17 +325,19 @@ class Machine:
         ]
         start = time.perf_counter()
         try:
-            for t in threads:
-                t.start()
-            for t in threads:
-                while t.is_alive():
-                    t.join(0.5)
-        finally:
-            self._halt("exit")
-            for t in threads:
-                t.join()
-        seconds = time.perf_counter() - start
-        try:
+            try:
+                for t in threads:
+                    t.start()
+                for t in threads:
+                    while t.is_alive():
+                        t.join(0.5)
+            finally:
+                # Also on KeyboardInterrupt: stop the harts and wait for them
+                # (after a normal end, every hart has exited: "exit").
+                self._halt("exit")
+                for t in threads:
+                    t.join()
+            seconds = time.perf_counter() - start
             if self._error is not None:
                 if isinstance(self._error, MachineError):
                     raise self._error
@@ -328,6 +345,15 @@ class Machine:
             return self._result(seconds)
         finally:
             self.policy.close()
+
+    def output(self) -> tuple[bytes, bytes]:
+        """What the guest has written so far to stdout and stderr (from any thread).
+
+        The same bytes as :class:`MachineResult`'s once the run has ended,
+        and the only way to get them after :meth:`run` raised.
+        """
+        with self._output_lock:
+            return bytes(self._out[1]), bytes(self._out[2])
 
     def _result(self, seconds: float) -> MachineResult:
         with self._state_lock:
@@ -505,7 +531,7 @@ class Machine:
             if len(host) > self.buffer.region_size:
                 # Too big for a region: fewer instructions per block.
                 if max_insns == 1:
-                    raise MachineError(
+                    raise MachineConfigError(
                         f"a one-instruction block needs {len(host)} bytes; the buffer's "
                         f"regions hold {self.buffer.region_size}: use a larger buffer"
                     )

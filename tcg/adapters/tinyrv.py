@@ -79,7 +79,14 @@ from types import MappingProxyType
 from typing import Any, BinaryIO, Literal, NamedTuple, cast
 
 from tcg.block import BlockFunction
-from tcg.machine import RESERVED, EngineHart, Machine, MachineError, PolicyFactory, special_block
+from tcg.machine import (
+    RESERVED,
+    EngineHart,
+    Machine,
+    MachineConfigError,
+    PolicyFactory,
+    special_block,
+)
 from tcg.riscv.elf import DEFAULT_RAM_SIZE, PAGE_SIZE
 from tcg.riscv.errors import FaultReason, GuestFault
 from tcg.riscv.hart import Hart
@@ -127,7 +134,7 @@ def tinyrv_available() -> bool:
 
 def _require_tinyrv() -> None:
     if _import_error is not None:
-        raise MachineError(
+        raise MachineConfigError(
             f"the tinyrv engine needs the tinyrv package ({_import_error}): {INSTALL}"
         )
 
@@ -332,7 +339,7 @@ class TinyrvMachine(Machine):
 
     Same keywords, same :meth:`run` and :meth:`stop`, same
     :class:`~tcg.machine.MachineResult`: callers swap engines without other
-    changes. Raises :class:`~tcg.machine.MachineError` naming the install
+    changes. Raises :class:`~tcg.machine.MachineConfigError` naming the install
     command if tinyrv is not installed.
     """
 

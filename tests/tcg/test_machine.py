@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 import threading
@@ -11,7 +12,7 @@ import pytest
 
 import quiescent
 from tcg import RcuRetire, StopTheWorldFlush
-from tcg.machine import Machine, MachineError, make_policy
+from tcg.machine import Machine, MachineConfigError, MachineError, make_policy
 from tcg.riscv.errors import FaultReason, LoaderError
 from tcg.riscv.translate import LOOP_ITERATIONS
 from tcg.workloads import WORKLOADS
@@ -327,3 +328,89 @@ def test_max_block_insns_is_checked_at_the_call() -> None:
 def test_a_policy_of_none_is_a_type_error() -> None:
     with pytest.raises(TypeError):
         Machine(WORKLOADS["crc32"].path, policy=None)  # type: ignore[arg-type]
+
+
+def _writes_then(tail: list[int], *, stderr: bytes = b"guest says: oops\n") -> bytes:
+    """A program that writes ``stderr`` to fd 2 and ``ready`` to fd 1, then runs ``tail``."""
+    data_at = 0x20000
+    ready = b"ready\n"
+    a0, a1, a2, a7 = 10, 11, 12, 17
+    code = [
+        lui(a1, data_at >> 12),
+        li(a7, 64),
+        li(a0, 2),
+        li(a2, len(stderr)),
+        ECALL,  # write(2, stderr)
+        lui(a1, data_at >> 12),
+        i_type("addi", a1, a1, len(stderr)),
+        li(a0, 1),
+        li(a2, len(ready)),
+        li(a7, 64),
+        ECALL,  # write(1, "ready")
+        *tail,
+    ]
+    text = b"".join(w.to_bytes(4, "little") for w in code)
+    data = stderr + ready
+    return make_elf([(0x10000, text, len(text), 5), (data_at, data, len(data), 6)], 0x10000)
+
+
+@pytest.mark.timeout(150)
+def test_cli_a_buffer_too_small_is_a_configuration_error_and_keeps_guest_output(
+    tmp_path: Path,
+) -> None:
+    # The first blocks fit in a 409-byte region; a one-instruction block
+    # with a store does not.
+    program = tmp_path / "store.elf"
+    program.write_bytes(_writes_then([store("sw", 0, 11, 0), li(17, 93), ECALL]))
+    done = _cli("run", str(program), "--buffer-kb", "0.4", "--regions", "1")
+    assert done.returncode == 78, done.stderr
+    assert done.stdout == b"ready\n"
+    assert b"guest says: oops\n" in done.stderr
+    assert b"use a larger buffer" in done.stderr
+    assert b"Traceback" not in done.stderr
+    with pytest.raises(MachineConfigError, match="use a larger buffer"):
+        Machine(program, buffer_kb=0.4, regions=1).run()
+
+
+@pytest.mark.timeout(60)
+def test_cli_ctrl_c_exits_130_without_a_traceback_and_keeps_guest_output(tmp_path: Path) -> None:
+    program = tmp_path / "loop.elf"
+    program.write_bytes(_writes_then([jal(0, 0)]))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tcg", "run", str(program)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline() == b"ready\n"  # the guest is looping now
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+        proc.wait(30)
+    assert proc.returncode == 130, err
+    assert b"Traceback" not in err
+    assert b"guest says: oops\n" in err
+    assert b"tcg: interrupted" in err
+
+
+@pytest.mark.timeout(150)
+def test_cli_messages_name_the_problem() -> None:
+    crc = str(WORKLOADS["crc32"].path)
+    vcpus = _cli("run", crc, "--vcpus", "abc")
+    assert vcpus.returncode == 2
+    assert b"--vcpus: expected a positive integer, not 'abc'" in vcpus.stderr
+    assert b"_positive_int" not in vcpus.stderr
+    module = _cli("run", crc, "--policy", "os:path")
+    assert module.returncode == 2
+    assert b"policy 'os:path' is a module, not a class or factory" in module.stderr
+    infinite = _cli("run", crc, "--buffer-kb", "inf")
+    assert infinite.returncode == 2
+    assert b"finite" in infinite.stderr
+    version = _cli("--version")
+    assert version.returncode == 0
+    assert version.stdout.startswith(b"python -m tcg ")
+    help_text = _cli("run", "--help")
+    for status in (b"2 ", b"66 ", b"70 ", b"78 ", b"130 "):
+        assert status in help_text.stdout

@@ -244,7 +244,9 @@ def test_without_tinyrv_construction_names_the_install_command(
     with pytest.raises(SystemExit) as exit_info:
         main(["run", "--engine", "tinyrv", str(WORKLOADS["crc32"].path)])
     assert exit_info.value.code == 2
-    assert "pip install --no-deps tinyrv" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "pip install --no-deps tinyrv" in err
+    assert "usage: python -m tcg run" in err  # the run command's usage, not the parent's
 
 
 @pytest.mark.timeout(60)
