@@ -9,6 +9,7 @@ import pytest
 import quiescent
 import rcu
 from tcg import RcuRetire, RetirePolicy, StopTheWorldFlush, TranslationBuffer
+from tests.scale import scaled
 from tests.tcg.driver import Driver
 
 
@@ -162,11 +163,12 @@ def test_policies_satisfy_the_protocol(world: quiescent.World) -> None:
 @pytest.mark.parametrize("seed", [11, 12, 13])
 def test_no_use_after_reclaim_long(policy: RetirePolicy, world: quiescent.World, seed: int) -> None:
     buffer = TranslationBuffer(12 * 1024, 6, policy)
-    result = Driver(buffer, world, vcpus=4, translators=2, steps=200_000, seed=seed).run(1200)
+    steps = scaled(50_000, minimum=8000)
+    result = Driver(buffer, world, vcpus=4, translators=2, steps=steps, seed=seed).run(1200)
     assert not result.errors, result.errors
     assert result.violations == []
     stats = policy.statistics()
-    assert max(stats.flushes, stats.reclaims) >= 1000, stats
+    assert max(stats.flushes, stats.reclaims) >= steps // 50, stats
 
 
 @pytest.mark.timeout(60)
