@@ -314,6 +314,7 @@ def test_an_infinite_or_huge_duration_means_no_limit(limit: float) -> None:
 
 @pytest.mark.timeout(30)
 @pytest.mark.parametrize("caller_is_a_vcpu", [False, True])
+@pytest.mark.usefixtures("sigint_raises")
 def test_a_run_sync_interrupted_while_waiting_never_runs_the_work_later(
     world: quiescent.World, caller_is_a_vcpu: bool
 ) -> None:

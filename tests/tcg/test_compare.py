@@ -12,10 +12,10 @@ from tcg.buffer import RETIRED
 from tcg.cli import main
 from tcg.policies import RcuRetire
 
+# Each run goes to crc32's end (under a second): only its whole run
+# translates more code than 16 KiB holds, on every Python version.
 TINY = ["--workload", "crc32", "--vcpus", "1,2", "--buffer-kb", "16,64", "--repeat", "1"]
-# crc32's first 400,000 instructions translate more code than 16 KiB holds.
-INSTRUCTIONS = 400_000
-TINY += ["--instructions", str(INSTRUCTIONS), "--quiet"]
+TINY += ["--quiet"]
 
 
 class ReclaimAtOnce(RcuRetire):
@@ -203,7 +203,8 @@ def test_jobs_2_gives_the_same_cells_as_jobs_1(tmp_path: Path) -> None:
 
     def fixed(doc: dict[str, Any]) -> list[tuple[Any, ...]]:
         keys = ("policy", "vcpus", "buffer_kb", "workload", "output_ok", "violations", "faults")
-        return [(*(c[k] for k in keys), c["instructions"] >= INSTRUCTIONS) for c in doc["cells"]]
+        # crc32 runs the same instructions on every run: the counts match too.
+        return [tuple(c[k] for k in (*keys, "instructions")) for c in doc["cells"]]
 
     assert fixed(one) == fixed(two)
 

@@ -373,6 +373,7 @@ def test_cli_a_buffer_too_small_is_a_configuration_error_and_keeps_guest_output(
 
 
 @pytest.mark.timeout(60)
+@pytest.mark.usefixtures("sigint_raises")
 def test_cli_ctrl_c_exits_130_without_a_traceback_and_keeps_guest_output(tmp_path: Path) -> None:
     program = tmp_path / "loop.elf"
     program.write_bytes(_writes_then([jal(0, 0)]))
