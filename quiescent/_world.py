@@ -63,7 +63,6 @@ No user code (kick functions, work, ``on_error``) runs under either lock.
 
 from __future__ import annotations
 
-import math
 import os
 import sys
 import threading
@@ -89,12 +88,17 @@ _perf_ns = time.perf_counter_ns
 
 
 def _check_timeout(name: str, timeout: object, *, allow_zero: bool = True) -> float | None:
+    """Seconds to wait, or None for no limit: ``None``, ``inf`` and anything too
+    long for the platform's waits (``threading.TIMEOUT_MAX``, about 292 years)."""
     if timeout is None:
         return None
     if isinstance(timeout, bool) or not isinstance(timeout, int | float):
         raise TypeError(f"{name} must be a number or None, not {type(timeout).__name__}")
-    if math.isnan(timeout) or timeout < 0 or (timeout == 0 and not allow_zero):
+    # Compared, never converted first: an int too large for a float is fine.
+    if timeout != timeout or timeout < 0 or (timeout == 0 and not allow_zero):
         raise ValueError(f"{name} must be {'>=' if allow_zero else '>'} 0, not {timeout!r}")
+    if timeout >= threading.TIMEOUT_MAX:
+        return None
     return float(timeout)
 
 
@@ -265,12 +269,13 @@ class Vcpu:
         """
         return self._section
 
-    def _running_misuse(self) -> QuiescentError:
+    def _running_misuse(self, what: str = "running()") -> QuiescentError:
+        """The error of calling ``what`` (an owner-thread-only method) where it cannot run."""
         if self._ident is None:
-            return QuiescentError(f"vCPU {self.name!r} is unregistered")
+            return QuiescentError(f"{what} of vCPU {self.name!r}: the vCPU is unregistered")
         if self._ident != _get_ident():
             return QuiescentError(
-                f"running() of vCPU {self.name!r} from thread "
+                f"{what} of vCPU {self.name!r} from thread "
                 f"{threading.current_thread().name!r}, not its own thread"
             )
         return QuiescentError(f"vCPU {self.name!r} is already inside running()")
@@ -309,7 +314,7 @@ class Vcpu:
         on the vCPU's own thread. Items queued meanwhile run too.
         """
         if self._ident != _get_ident():
-            raise self._running_misuse()
+            raise self._running_misuse("process_work()")
         if self._running:
             raise QuiescentError(f"process_work() inside running() of vCPU {self.name!r}")
         if not self._queue.has_items():
@@ -336,8 +341,11 @@ class Vcpu:
         The vCPU is kicked and runs ``fn`` at its next safe point; the caller
         waits and gets the result, or the exception ``fn`` raised. Called on
         the vCPU's own thread, ``fn`` runs at once. Raises ``TimeoutError``
-        after ``timeout`` seconds: if ``fn`` had not started it never will;
-        if it had, it runs to completion and its result is discarded.
+        after ``timeout`` seconds (``None`` or ``math.inf``: no limit): if
+        ``fn`` had not started it never will; if it had, it runs to
+        completion and its result is discarded. The same holds if anything
+        else ends the wait (``KeyboardInterrupt``): work whose outcome the
+        caller cannot see never starts afterwards.
         Raises :class:`QuiescentError` from inside ``running()`` of another
         vCPU or inside an exclusive section, where waiting could deadlock.
         """
@@ -357,7 +365,14 @@ class Vcpu:
         self._queue_item(item)
         done = item.done
         assert done is not None
-        if not done.wait(wait):
+        try:
+            finished = done.wait(wait)
+        except BaseException:
+            # KeyboardInterrupt or the like while waiting: the caller will
+            # never see the outcome, so the work must not run later.
+            self._queue.cancel(item)
+            raise
+        if not finished:
             if self._queue.cancel(item):
                 raise TimeoutError(
                     f"{_describe(fn)} did not start on vCPU {self.name!r} within "
@@ -380,6 +395,22 @@ class Vcpu:
         timeout: float | None,
     ) -> Any:
         """On this vCPU's thread: run its own work until ``item`` (queued elsewhere) ends."""
+        try:
+            return self._serve_loop(item, fn, target, wait, timeout)
+        except BaseException:
+            # Whatever ends the wait early (an interrupt, an error of the
+            # caller's own work): the work must not run later unseen.
+            target._queue.cancel(item)
+            raise
+
+    def _serve_loop(
+        self,
+        item: WorkItem,
+        fn: Callable[..., Any],
+        target: Vcpu,
+        wait: float | None,
+        timeout: float | None,
+    ) -> Any:
         deadline = None if wait is None else time.monotonic() + wait
         wake = self._wake
         while True:
@@ -432,7 +463,7 @@ class Vcpu:
         after this returns raises :class:`QuiescentError` at the call.
         """
         if self._ident != _get_ident():
-            raise self._running_misuse()
+            raise self._running_misuse("unregister()")
         if self._running:
             raise QuiescentError(f"unregister() inside running() of vCPU {self.name!r}")
         world = self._world
@@ -448,7 +479,8 @@ class World:
     stall_timeout
         Seconds after which an exclusive section that still waits for vCPUs
         to leave ``running()`` warns with :class:`QuiescentStallWarning`,
-        naming them (and again every ``stall_timeout``). ``None``: never.
+        naming them (and again every ``stall_timeout``). ``None`` or
+        ``math.inf`` (or anything beyond ``threading.TIMEOUT_MAX``): never.
     on_error
         Called as ``on_error(exc, fn)`` on the vCPU's thread when work queued
         with ``run_async`` or ``run_safe`` raises. By default the error is
@@ -630,7 +662,12 @@ class World:
         Raises :class:`QuiescentError` on a thread whose vCPU is inside
         ``running()``: it would wait for itself. With a ``timeout`` (seconds)
         it gives up after that long, lets every vCPU go on, and raises
-        ``TimeoutError`` naming the vCPUs that did not stop, with their stacks.
+        ``TimeoutError`` naming the vCPUs that did not stop, with their stacks
+        (``None`` or ``math.inf``: no limit).
+
+        After ``os.fork()`` in a thread that holds a section, the child's
+        thread still holds it (with its nesting) and ends it as usual; other
+        sections do not exist in the child.
         """
         wait = _check_timeout("timeout", timeout)
         deadline = None if wait is None else time.monotonic() + wait
@@ -837,7 +874,9 @@ def _exit_watcher(
 # ----------------------------------------------------------------------
 # Fork: the child has one thread. Every world's lock is taken across the
 # fork (so no state is half-changed), then the child starts over with fresh
-# locks, no section pending, and only the forking thread's vCPU.
+# locks and only the forking thread's vCPU. A section the forking thread
+# holds stays held (it ends with the child's end_exclusive()); any other
+# section, pending or held by a thread the child does not have, is gone.
 
 _worlds: weakref.WeakSet[World] = weakref.WeakSet()
 _worlds_lock = threading.Lock()  # guards _worlds (a leaf: taken alone)
@@ -859,15 +898,22 @@ def _after_fork_in_parent() -> None:
 
 def _after_fork_in_child() -> None:
     me = threading.current_thread()
+    ident = _get_ident()
     for world in _forking:
         world._pid = os.getpid()
         world._lock = threading.Lock()
         world._quiesced = threading.Condition(world._lock)
         world._resume = threading.Condition(world._lock)
-        world._pending = 0
-        world._owner = None
-        world._owner_watch = None
-        world._depth = 0
+        if world._owner == ident:
+            # The forking thread holds a section: the child keeps it, with
+            # its nesting and its watch (as rcu keeps a forking thread's read
+            # section). No other vCPU is left to wait for.
+            world._pending = 1
+        else:
+            world._pending = 0
+            world._owner = None
+            world._owner_watch = None
+            world._depth = 0
         kept = {cpu: None for cpu in world._cpus if cpu.thread is me}
         for cpu in kept:
             cpu._queue.lock = threading.Lock()

@@ -10,8 +10,8 @@ This module only re-exports.
 from __future__ import annotations
 
 from tcg.block import TranslationBlock, UseAfterReclaimError
-from tcg.buffer import BufferFullError, BufferStatistics, TranslationBuffer
-from tcg.machine import Machine, MachineError, MachineResult
+from tcg.buffer import BufferFullError, BufferStatistics, TranslationBuffer, VcpuMark
+from tcg.machine import Machine, MachineConfigError, MachineError, MachineResult
 from tcg.policies import (
     PolicyStatistics,
     RcuRetire,
@@ -24,6 +24,7 @@ __all__ = [
     "BufferFullError",
     "BufferStatistics",
     "Machine",
+    "MachineConfigError",
     "MachineError",
     "MachineResult",
     "PolicyStatistics",
@@ -34,4 +35,5 @@ __all__ = [
     "TranslationBuffer",
     "UseAfterReclaimError",
     "VcpuHooks",
+    "VcpuMark",
 ]

@@ -1,44 +1,101 @@
 """``python -m tcg run PROGRAM.elf``: run a guest program on the multi-threaded emulator.
 
 The guest's stdout is this process's stdout, byte for byte; everything else
-(statistics, fault reports) goes to stderr. The exit status is the guest's
-exit code; a guest fault or a reclamation violation exits with 70 and a
-loader error (not an ELF32 RISC-V executable) with 66.
+(the guest's stderr, statistics, reports) goes to stderr, and the guest's
+stderr is written on every path, also when the run fails. Exit statuses:
+
+* the guest's exit code (0-255), or 0 when ``--max-instructions`` stopped it;
+* 2: a usage error (a bad option value, an unknown policy, a missing engine);
+* 66: the program is not an ELF32 RISC-V executable, or cannot be read;
+* 70: the guest faulted, a reclamation violation, or the emulator failed;
+* 78: the configuration cannot run this program (a buffer too small for one
+  block);
+* 130: interrupted (Ctrl-C).
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from collections.abc import Sequence
+from importlib import metadata
 
 from tcg.engines import DEFAULT_ENGINE, ENGINES, engine_available, make_machine
-from tcg.machine import POLICIES, MachineError, MachineResult
+from tcg.machine import POLICIES, MachineConfigError, MachineError, MachineResult
 from tcg.riscv.errors import LoaderError
 
-EXIT_FAULT = 70  # EX_SOFTWARE
+EXIT_USAGE = 2
 EXIT_NOINPUT = 66  # EX_NOINPUT
+EXIT_FAULT = 70  # EX_SOFTWARE
+EXIT_CONFIG = 78  # EX_CONFIG
+EXIT_INTERRUPTED = 130  # 128 + SIGINT
+
+EXIT_STATUSES = f"""\
+exit status:
+  N    the guest's exit code (0 if --max-instructions stopped it)
+  {EXIT_USAGE}    usage error (a bad option, an unknown policy, a missing engine)
+  {EXIT_NOINPUT}   not an ELF32 RISC-V executable, or unreadable
+  {EXIT_FAULT}   guest fault, reclamation violation, or emulator failure
+  {EXIT_CONFIG}   the configuration cannot run the program (a buffer too small for a block)
+  {EXIT_INTERRUPTED}  interrupted (Ctrl-C)"""
 
 
 def _positive_int(text: str) -> int:
-    value = int(text)
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, not {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be >= 1, not {value}")
     return value
 
 
 def _positive_float(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, not {text}")
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, not {text!r}") from None
+    if not 0 < value < math.inf:
+        raise argparse.ArgumentTypeError(f"must be finite and > 0, not {text}")
     return value
+
+
+def _engine(name: str) -> str:
+    if name not in ENGINES:
+        raise argparse.ArgumentTypeError(
+            f"unknown engine {name!r} (choose from {', '.join(ENGINES)})"
+        )
+    missing = engine_available(name)
+    if missing is not None:
+        raise argparse.ArgumentTypeError(missing)
+    return name
+
+
+def _version() -> str:
+    try:
+        return metadata.version("rcu-quiescent")
+    except metadata.PackageNotFoundError:  # run from a source tree
+        return "unknown (not installed)"
 
 
 def parser() -> argparse.ArgumentParser:
     """The command line of ``python -m tcg``."""
-    top = argparse.ArgumentParser(prog="python -m tcg", description=__doc__.splitlines()[0])
+    top = argparse.ArgumentParser(
+        prog="python -m tcg",
+        description=__doc__.splitlines()[0],
+        epilog=EXIT_STATUSES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    top.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     commands = top.add_subparsers(dest="command", required=True)
-    run = commands.add_parser("run", help="run an ELF32 RISC-V program")
+    run = commands.add_parser(
+        "run",
+        help="run an ELF32 RISC-V program",
+        description="Run an ELF32 RISC-V program on the multi-threaded emulator.",
+        epilog=EXIT_STATUSES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     run.add_argument("program", help="the guest executable (ELF32 RISC-V)")
     run.add_argument("--vcpus", type=_positive_int, default=1, help="harts/threads (default 1)")
     run.add_argument(
@@ -55,7 +112,8 @@ def parser() -> argparse.ArgumentParser:
     )
     run.add_argument(
         "--engine",
-        choices=list(ENGINES),
+        type=_engine,
+        metavar="{" + ",".join(ENGINES) + "}",
         default=DEFAULT_ENGINE,
         help=f"emulator: {', '.join(ENGINES)} (default {DEFAULT_ENGINE}; tinyrv must be installed)",
     )
@@ -86,12 +144,15 @@ def _print_stats(result: MachineResult) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; return the exit status."""
-    cli = parser()
-    args = cli.parse_args(argv)
-    missing = engine_available(args.engine)
-    if missing is not None:
-        cli.error(missing)  # exits with status 2
+    """Run the command line; return the exit status (see the module's documentation)."""
+    try:
+        return _main(parser().parse_args(argv))
+    except KeyboardInterrupt:  # before or after the run (during it: see _main)
+        print("tcg: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def _main(args: argparse.Namespace) -> int:
     try:
         machine = make_machine(
             args.engine,
@@ -106,16 +167,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (LoaderError, OSError) as exc:
         print(f"tcg: {args.program}: {exc}", file=sys.stderr)
         return EXIT_NOINPUT
+    except MachineConfigError as exc:
+        print(f"tcg: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
     except (ValueError, TypeError) as exc:
         print(f"tcg: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
     try:
         result = machine.run()
+    except KeyboardInterrupt:
+        # run() has stopped the harts; what the guest wrote is still reported.
+        _guest_stderr(machine.output()[1])
+        print("tcg: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
     except MachineError as exc:
+        _guest_stderr(machine.output()[1])
         print(f"tcg: {exc}", file=sys.stderr)
-        return EXIT_FAULT
-    if result.stderr:
-        sys.stderr.buffer.write(result.stderr)
+        return EXIT_CONFIG if isinstance(exc, MachineConfigError) else EXIT_FAULT
+    _guest_stderr(result.stderr)
     if args.stats:
         _print_stats(result)
     if result.fault is not None:
@@ -127,6 +196,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if result.exit_code is None:  # the instruction limit
         return 0
     return result.exit_code
+
+
+def _guest_stderr(data: bytes) -> None:
+    if data:
+        sys.stderr.flush()
+        sys.stderr.buffer.write(data)
+        sys.stderr.buffer.flush()
 
 
 if __name__ == "__main__":

@@ -11,6 +11,20 @@ code. Reclaiming a region overwrites it with a poison pattern and bumps its
 generation, which is what the :class:`~tcg.block.TranslationBlock` oracle
 checks.
 
+The grace-period check
+----------------------
+The generation oracle catches a vCPU that *runs* reclaimed code, which an
+unsafe policy causes only when a vCPU happens to be inside the region at the
+wrong moment. The buffer also checks the cause, every time: each vCPU carries
+a :class:`VcpuMark` whose ``seq`` is odd while it is inside guest code
+between two quiescent points (TB boundaries). Retiring a region records the marks that were
+odd; reclaiming it requires each of them to have moved since (every vCPU
+that could hold one of the region's TBs has passed a quiescent point), and a
+flush requires every mark to be even (no vCPU inside guest code). A reclaim
+that breaks this is a violation whether or not a vCPU ran the code: it is
+recorded (:meth:`TranslationBuffer.violations`) and reported to
+``on_violation``. Only marks are checked: a cpu loop without one is trusted.
+
 The buffer owns the mechanisms (allocate, publish, unlink, retire a region,
 reclaim a region, flush everything); a :class:`~tcg.policies.RetirePolicy`
 decides when and how safely reclamation happens.
@@ -49,22 +63,20 @@ from __future__ import annotations
 import collections
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from sortedcontainers import SortedDict
 
 from tcg.block import BlockFunction, TranslationBlock
-
-if TYPE_CHECKING:
-    from tcg.policies import RetirePolicy
+from tcg.policies import RetirePolicy
 
 __all__ = [
     "BufferFullError",
     "BufferStatistics",
     "JumpCache",
     "TranslationBuffer",
+    "VcpuMark",
 ]
 
 FREE, CURRENT, FULL, RETIRED = 0, 1, 2, 3
@@ -76,6 +88,8 @@ JUMP_CACHE_SIZE = 1 << JUMP_CACHE_BITS
 _JC_MASK = JUMP_CACHE_SIZE - 1
 
 PAGE_BITS = 12
+#: Guest addresses are 32-bit: a TB's key is ``pc | flags << 32``.
+ADDRESS_SPACE = 1 << 32
 _POISON = b"\xde\xad\xbe\xef"
 
 #: A vCPU's jump cache: a direct-mapped list indexed by ``(pc >> 2) & mask``.
@@ -92,6 +106,39 @@ class BufferFullError(Exception):
     def __init__(self, token: object) -> None:
         super().__init__("translation buffer full")
         self.token = token
+
+
+def _check_range(pc: int, end: int) -> None:
+    for name, value in (("pc", pc), ("end", end)):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise TypeError(f"{name} must be an int, not {type(value).__name__}")
+    if not 0 <= pc < end <= ADDRESS_SPACE:
+        raise ValueError(
+            f"a TB covers [pc, end) with 0 <= pc < end <= 2**32, not [{pc:#x}, {end:#x})"
+        )
+
+
+class VcpuMark:
+    """Where one vCPU is with respect to guest code, for the grace-period check.
+
+    Its cpu loop (the only writer of ``seq``) adds 1 right after each of
+    the policy's ``enter`` and ``boundary`` hooks, and 1 right before each
+    ``boundary`` and ``leave``. So ``seq`` is odd exactly from the end of a
+    quiescent point to the start of the next one: whenever the vCPU may hold
+    a TB, and only inside the policy's read side. The orders matter: a seq
+    that is odd during a hook would report a vCPU that a grace period
+    rightly did not wait for.
+    """
+
+    __slots__ = ("name", "seq")
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.seq = 0
+
+    def __repr__(self) -> str:
+        where = "in guest code" if self.seq & 1 else "outside guest code"
+        return f"<VcpuMark {self.name} {where}, seq={self.seq}>"
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,7 +168,10 @@ class TranslationBuffer:
     must fit in one region. ``watch``, if given, is a per-guest-page
     ``bytearray``; the buffer sets bit 0 of a page's byte while TBs
     translated from that page exist (so that guest stores there can be
-    caught cheaply) and clears it when the last one goes.
+    caught cheaply) and clears it when the last one goes. ``on_violation``,
+    if given, is called with the message of every grace-period violation
+    (see the module's documentation), on the thread that reclaimed, without
+    the buffer's lock held.
     """
 
     def __init__(
@@ -131,6 +181,7 @@ class TranslationBuffer:
         policy: RetirePolicy,
         *,
         watch: bytearray | None = None,
+        on_violation: Callable[[str], None] | None = None,
     ) -> None:
         for name, value in (("capacity", capacity), ("regions", regions)):
             if isinstance(value, bool) or not isinstance(value, int):
@@ -139,8 +190,12 @@ class TranslationBuffer:
             raise ValueError(f"regions must be >= 1, not {regions}")
         if capacity < regions:
             raise ValueError(f"capacity {capacity} is smaller than {regions} regions of 1 byte")
+        if not isinstance(policy, RetirePolicy):
+            raise TypeError(f"policy must be a RetirePolicy, not {type(policy).__name__}")
         if watch is not None and not isinstance(watch, bytearray):
             raise TypeError("watch must be a bytearray or None")
+        if on_violation is not None and not callable(on_violation):
+            raise TypeError("on_violation must be callable or None")
         self.capacity = capacity
         self.regions = regions
         self.region_size = capacity // regions
@@ -159,6 +214,11 @@ class TranslationBuffer:
         self._index: dict[int, TranslationBlock] = {}
         self._pages: SortedDict = SortedDict()  # page -> {tb: None} (insertion-ordered set)
         self._jump_caches: list[JumpCache] = []
+        self._marks: list[VcpuMark] = []
+        # Per region: the marks that were odd when it was retired, with their seq.
+        self._holders: list[list[tuple[VcpuMark, int]]] = [[] for _ in range(regions)]
+        self._violations: list[str] = []
+        self._on_violation = on_violation
         self._seen: set[int] = set()  # keys translated at least once
         self._translations = 0
         self._retranslations = 0
@@ -192,13 +252,36 @@ class TranslationBuffer:
         with self._lock:
             self._jump_caches = [c for c in self._jump_caches if c is not cache]
 
+    def new_vcpu_mark(self, name: str) -> VcpuMark:
+        """A :class:`VcpuMark` for one vCPU, checked at every reclaim and flush."""
+        mark = VcpuMark(name)
+        with self._lock:
+            self._marks.append(mark)
+        return mark
+
+    def drop_vcpu_mark(self, mark: VcpuMark) -> None:
+        """Forget a vCPU's mark (the vCPU is gone, outside guest code)."""
+        with self._lock:
+            self._marks = [m for m in self._marks if m is not mark]
+
+    def violations(self) -> list[str]:
+        """The grace-period violations seen so far, oldest first."""
+        with self._lock:
+            return list(self._violations)
+
     def lookup(self, cache: JumpCache, pc: int, flags: int = 0) -> TranslationBlock | None:
         """The published TB for ``pc``, through ``cache`` then the index; None if absent.
 
         Call inside the policy's read side (a read section, or ``running()``).
+        ``cache`` must come from :meth:`new_jump_cache`.
         """
         slot = (pc >> 2) & _JC_MASK
-        tb = cache[slot]
+        try:
+            tb = cache[slot]  # free unless it raises: no check on the hot path
+        except (LookupError, TypeError):
+            raise TypeError(
+                f"cache must be a jump cache from new_jump_cache(), not {type(cache).__name__}"
+            ) from None
         if tb is not None and tb.pc == pc and tb.flags == flags and not tb.invalid:
             return tb
         tb = self._index.get(pc | flags << 32)
@@ -219,11 +302,27 @@ class TranslationBuffer:
     ) -> TranslationBlock:
         """Allocate room for ``code``, copy it in and publish a TB for ``[pc, end)``.
 
+        ``pc`` and ``end`` are guest addresses, ``0 <= pc < end <= 2**32``;
+        ``fn`` is the block's callable; ``code`` its host bytes (at least one,
+        at most a region); ``flags`` (``>= 0``) is part of the key.
+
         Raises :class:`BufferFullError` when no region is free; the policy
         has been told (``on_full``) and the caller must wait for space outside
-        its read side, then retry. If another thread already published a TB
-        for the same key, that one is returned.
+        its read side, then retry.
+
+        One TB per key is published. If one for the same key and the same
+        ``[pc, end)`` is already published (another thread translated the
+        same block first), that one is returned and ``code`` is dropped. A
+        published TB for the same key with another range is stale: it is
+        unlinked, as by :meth:`invalidate`, and the new one replaces it.
         """
+        _check_range(pc, end)
+        if isinstance(flags, bool) or not isinstance(flags, int) or flags < 0:
+            raise ValueError(f"flags must be an int >= 0, not {flags!r}")
+        if not callable(fn):
+            raise TypeError(f"fn must be callable, not {type(fn).__name__}")
+        if not isinstance(code, bytes | bytearray | memoryview):
+            raise TypeError(f"code must be bytes, not {type(code).__name__}")
         size = len(code)
         if size > self.region_size:
             raise ValueError(
@@ -234,10 +333,16 @@ class TranslationBuffer:
             raise ValueError("a TB needs at least one byte of code")
         key = pc | flags << 32
         free_left = -1  # >= 0 once this call started filling a fresh region
+        replaced: list[TranslationBlock] = []
         with self._lock:
             existing = self._index.get(key)
             if existing is not None:
-                return existing
+                if existing.end == end:
+                    return existing
+                replaced.append(existing)
+                self._unlink(replaced)
+                self._retired_in[existing.region] += existing.size
+                self._invalidations += 1
             region = self._current
             if region < 0 or self._used[region] + size > self.region_size:
                 region = self._next_region()
@@ -253,6 +358,8 @@ class TranslationBuffer:
                 self._publish(tb)
         # The policy is called without the lock (it may queue callbacks or
         # take other locks that are ordered before this one).
+        if replaced:
+            self.policy.on_invalidate(replaced)
         if region < 0:
             raise BufferFullError(self.policy.on_full())
         if free_left >= 0:
@@ -302,8 +409,12 @@ class TranslationBuffer:
         """Unlink every TB translated from guest bytes overlapping ``[start, end)``.
 
         Their bytes stay until their region is reclaimed (they count as
-        retired). Returns the TBs unlinked; the policy is told.
+        retired). Returns the TBs unlinked; the policy is told. An empty
+        range (``end <= start``) unlinks nothing.
         """
+        for name, value in (("start", start), ("end", end)):
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise TypeError(f"{name} must be an int, not {type(value).__name__}")
         if end <= start:
             return []
         with self._lock:
@@ -367,6 +478,9 @@ class TranslationBuffer:
             tbs = self._region_tbs[region]
             live = [tb for tb in tbs if not tb.invalid]
             self._unlink(live)
+            # ORDER: after the unlink: a vCPU outside guest code now can no
+            # longer find the region's TBs; those inside may hold one.
+            self._holders[region] = [(m, m.seq) for m in self._marks if m.seq & 1]
             self._retired_in[region] += sum(tb.size for tb in live)
             self._sample()
             return region, self.generations[region]
@@ -375,14 +489,37 @@ class TranslationBuffer:
         """Poison a retired region, bump its generation and make it free.
 
         Returns False (and does nothing) if the region was reclaimed another
-        way meanwhile, e.g. by a flush.
+        way meanwhile, e.g. by a flush. ``(region, generation)`` is what
+        :meth:`retire_oldest` returned.
         """
+        for name, value in (("region", region), ("generation", generation)):
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise TypeError(f"{name} must be an int, not {type(value).__name__}")
+        if not 0 <= region < self.regions:
+            raise ValueError(f"region must be in [0, {self.regions}), not {region}")
         with self._lock:
             if self._state[region] != RETIRED or self.generations[region] != generation:
                 return False
+            found = [
+                f"region {region} reclaimed while {mark.name} may still hold one of its TBs "
+                f"(no quiescent point since the region was retired)"
+                for mark, seq in self._holders[region]
+                if mark.seq == seq
+            ]
             self._wipe(region)
             self._sample()
-            return True
+        self._report(found)
+        return True
+
+    def _report(self, found: list[str]) -> None:
+        # Without the lock: on_violation may take the caller's locks.
+        if not found:
+            return
+        with self._lock:
+            self._violations.extend(found)
+        if self._on_violation is not None:
+            for message in found:
+                self._on_violation(message)
 
     def _wipe(self, region: int) -> None:
         # Lock held. The region's TBs are all unlinked.
@@ -395,6 +532,7 @@ class TranslationBuffer:
         self._retired -= self._retired_in[region]
         self._retired_in[region] = 0
         self._region_tbs[region] = []
+        self._holders[region] = []
         self._used[region] = 0
         self._state[region] = FREE
 
@@ -404,6 +542,11 @@ class TranslationBuffer:
         Only safe while no vCPU can hold a TB: inside an exclusive section.
         """
         with self._lock:
+            found = [
+                f"flush while {mark.name} is inside guest code (outside an exclusive section?)"
+                for mark in self._marks
+                if mark.seq & 1
+            ]
             live = list(self._index.values())
             self._unlink(live)
             for region in range(self.regions):
@@ -414,7 +557,8 @@ class TranslationBuffer:
             for cache in self._jump_caches:
                 cache[:] = [None] * JUMP_CACHE_SIZE
             self._sample()
-            return len(live)
+        self._report(found)
+        return len(live)
 
     def mark_page(self, page: int, bit: int, on: bool) -> None:
         """Set or clear ``bit`` of ``page`` in ``watch`` for a user of the array.

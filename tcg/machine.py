@@ -12,11 +12,13 @@ The cpu loop of one hart::
     while the machine runs:
         with cpu.running():                 # stop-the-world read side
             hooks.enter()                   # the policy's read side (RCU)
-            while not cpu.exit_requested:
+            mark.seq += 1                   # the grace-period check (VcpuMark)
+            while not cpu.exit_requested and below the limit:
                 tb = lookup or translate    # BufferFullError: leave, wait, retry
                 if tb is special: leave     # ecall, atomics, fence.i, csr...
                 check tb; pc = tb.fn(hart); check tb   # the reclamation oracle
-                hooks.boundary()            # a quiescent point
+                mark.seq += 1; hooks.boundary(); mark.seq += 1   # a quiescent point
+            mark.seq += 1
             hooks.leave()
         wait for space / run the special instruction / process queued work
 
@@ -47,6 +49,7 @@ block's function, guest end and host bytes), :meth:`Machine._is_host_call` and
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import threading
 import time
@@ -56,13 +59,14 @@ from typing import BinaryIO, Literal, Protocol, cast
 
 import quiescent
 from tcg.block import BlockFunction, TranslationBlock, UseAfterReclaimError
-from tcg.buffer import BufferFullError, BufferStatistics, TranslationBuffer
+from tcg.buffer import BufferFullError, BufferStatistics, TranslationBuffer, VcpuMark
 from tcg.policies import (
     BATCH_RESERVE,
     PolicyStatistics,
     RcuRetire,
     RetirePolicy,
     StopTheWorldFlush,
+    VcpuHooks,
 )
 from tcg.riscv.decode import decode
 from tcg.riscv.elf import DEFAULT_RAM_SIZE, PAGE_SIZE, load_elf
@@ -70,12 +74,13 @@ from tcg.riscv.errors import GuestFault
 from tcg.riscv.hart import Hart
 from tcg.riscv.interp import Exit, fetch, step
 from tcg.riscv.syscalls import SYS_NANOSLEEP, Outcome, syscall
-from tcg.riscv.translate import DEFAULT_MAX_INSNS, translate
+from tcg.riscv.translate import DEFAULT_MAX_INSNS, MAX_INSNS, translate
 
 __all__ = [
     "POLICIES",
     "EngineHart",
     "Machine",
+    "MachineConfigError",
     "MachineError",
     "MachineResult",
     "make_policy",
@@ -83,6 +88,8 @@ __all__ = [
 ]
 
 ECALL = 0x00000073
+#: A hart's instret never reaches it: the cpu loop's check when there is no limit.
+_NO_LIMIT = 1 << 62
 
 #: watch-array bit of pages holding an LR-reserved word (bit 0: translated code).
 RESERVED = 2
@@ -100,12 +107,22 @@ POLICIES: dict[str, PolicyFactory] = {
 
 
 class MachineError(Exception):
-    """The machine cannot run as configured (not a guest error)."""
+    """The machine failed, not the guest: misuse, a failed hart thread, a bad configuration."""
+
+
+class MachineConfigError(MachineError):
+    """The machine as configured cannot run this program (e.g. a buffer too small for a block).
+
+    Found only once the program runs; arguments that are wrong whatever the
+    program raise ``TypeError``/``ValueError`` when the machine is made.
+    """
 
 
 def make_policy(policy: str | PolicyFactory, world: quiescent.World) -> RetirePolicy:
     """A policy by name (``rcu``, ``rcu-qsbr``, ``flush``, ``module:Class``) or factory."""
     made: object
+    if not isinstance(policy, str) and not callable(policy):
+        raise TypeError(f"policy must be a name or a factory, not {type(policy).__name__}")
     if callable(policy):
         made = policy(world)
     elif isinstance(policy, str) and policy in POLICIES:
@@ -129,6 +146,11 @@ def _import_policy(spec: str, world: quiescent.World) -> object:
         factory = getattr(importlib.import_module(module_name), attr)
     except (ImportError, AttributeError) as exc:
         raise ValueError(f"cannot import policy {spec!r}: {exc}") from None
+    if not callable(factory):
+        raise ValueError(
+            f"policy {spec!r} is a {type(factory).__name__}, not a class or factory "
+            f"(expected 'module:Class')"
+        )
     return factory(world)
 
 
@@ -203,8 +225,11 @@ class Machine:
     ``quiescent.World``. ``buffer_kb`` is the buffer's capacity in KiB of
     host-code bytes, cut into ``regions``; a small buffer just retires often.
     ``echo`` (a binary stream) receives the guest's stdout as it is written.
+    ``max_block_insns`` (1 to 1024) caps the guest instructions of a block.
     ``max_instructions`` stops the run (``stopped == "limit"``) once the harts
-    together have retired at least that many instructions.
+    together have retired at least that many instructions; it is checked at
+    every block boundary, so it stops a guest that never leaves translated
+    code too, each hart overshooting by at most one block.
 
     ``host_calls`` says where a blocking host call (``nanosleep``) runs:
     ``"outside"`` guest code (the hart leaves ``running()`` and its read side
@@ -234,14 +259,18 @@ class Machine:
                 raise ValueError(f"{name} must be >= 1, not {value}")
         if isinstance(buffer_kb, bool) or not isinstance(buffer_kb, int | float):
             raise TypeError(f"buffer_kb must be a number, not {type(buffer_kb).__name__}")
-        if not buffer_kb > 0:
-            raise ValueError(f"buffer_kb must be > 0, not {buffer_kb!r}")
+        if not 0 < buffer_kb < math.inf:
+            raise ValueError(f"buffer_kb must be finite and > 0, not {buffer_kb!r}")
         if max_instructions is not None and (
             isinstance(max_instructions, bool)
             or not isinstance(max_instructions, int)
             or max_instructions < 1
         ):
             raise ValueError(f"max_instructions must be a positive int, not {max_instructions!r}")
+        if isinstance(max_block_insns, bool) or not isinstance(max_block_insns, int):
+            raise TypeError(f"max_block_insns must be an int, not {type(max_block_insns).__name__}")
+        if not 1 <= max_block_insns <= MAX_INSNS:
+            raise ValueError(f"max_block_insns must be in [1, {MAX_INSNS}], not {max_block_insns}")
         if host_calls not in ("outside", "inside"):
             raise ValueError(f"host_calls must be 'outside' or 'inside', not {host_calls!r}")
         loaded = load_elf(program, ram_size=ram_size)  # LoaderError before anything runs
@@ -257,7 +286,9 @@ class Machine:
         self.world = quiescent.World(name="machine")
         self.policy = make_policy(policy, self.world)
         self.watch = bytearray(len(self.ram) // PAGE_SIZE)
-        self.buffer = TranslationBuffer(capacity, regions, self.policy, watch=self.watch)
+        self.buffer = TranslationBuffer(
+            capacity, regions, self.policy, watch=self.watch, on_violation=self._violation
+        )
         self.harts: list[EngineHart] = [self._new_hart(i) for i in range(vcpus)]
         for h in self.harts:
             h.reset(self.entry, vcpus)
@@ -294,17 +325,19 @@ class Machine:
         ]
         start = time.perf_counter()
         try:
-            for t in threads:
-                t.start()
-            for t in threads:
-                while t.is_alive():
-                    t.join(0.5)
-        finally:
-            self._halt("exit")
-            for t in threads:
-                t.join()
-        seconds = time.perf_counter() - start
-        try:
+            try:
+                for t in threads:
+                    t.start()
+                for t in threads:
+                    while t.is_alive():
+                        t.join(0.5)
+            finally:
+                # Also on KeyboardInterrupt: stop the harts and wait for them
+                # (after a normal end, every hart has exited: "exit").
+                self._halt("exit")
+                for t in threads:
+                    t.join()
+            seconds = time.perf_counter() - start
             if self._error is not None:
                 if isinstance(self._error, MachineError):
                     raise self._error
@@ -312,6 +345,15 @@ class Machine:
             return self._result(seconds)
         finally:
             self.policy.close()
+
+    def output(self) -> tuple[bytes, bytes]:
+        """What the guest has written so far to stdout and stderr (from any thread).
+
+        The same bytes as :class:`MachineResult`'s once the run has ended,
+        and the only way to get them after :meth:`run` raised.
+        """
+        with self._output_lock:
+            return bytes(self._out[1]), bytes(self._out[2])
 
     def _result(self, seconds: float) -> MachineResult:
         with self._state_lock:
@@ -359,12 +401,19 @@ class Machine:
             with contextlib.suppress(quiescent.QuiescentError):
                 cpu.run_async(_nothing)
 
+    def _violation(self, message: str) -> None:
+        """A reclaim broke the grace-period rule (reported by the buffer)."""
+        with self._state_lock:
+            self._violations.append(message)
+        self._halt("violation")
+
     def _hart_main(self, h: EngineHart) -> None:
         cpu = self.world.register(name=f"hart{h.hart_id}")
         hooks = self.policy.vcpu_hooks()
         cache = self.buffer.new_jump_cache()
+        mark = self.buffer.new_vcpu_mark(f"hart{h.hart_id}")
         try:
-            self._cpu_loop(h, cpu, hooks.enter, hooks.leave, hooks.boundary, cache)
+            self._cpu_loop(h, cpu, hooks, cache, mark)
         except GuestFault as fault:
             with self._state_lock:
                 if self._fault is None:
@@ -380,6 +429,7 @@ class Machine:
                     self._error = exc
             self._halt("fault")
         finally:
+            self.buffer.drop_vcpu_mark(mark)
             self.buffer.drop_jump_cache(cache)
             cpu.unregister()
 
@@ -387,23 +437,30 @@ class Machine:
         self,
         h: EngineHart,
         cpu: quiescent.Vcpu,
-        enter: Callable[[], None],
-        leave: Callable[[], None],
-        boundary: Callable[[], None],
+        hooks: VcpuHooks,
         cache: list[TranslationBlock | None],
+        mark: VcpuMark,
     ) -> None:
+        enter, leave, boundary = hooks.enter, hooks.leave, hooks.boundary
         lookup = self.buffer.lookup
         generations = self.buffer.generations
         limit = self.max_instructions
         inside = self.host_calls == "inside"
+        # The limit is checked where guest code can see it: a guest that loops
+        # without a special instruction never leaves the inner loop. One
+        # comparison per block against this hart's share of what is left.
+        check_at = self._limit_check_at(h)
         pc = h.pc
         while not self._stop:
             token: object = None
             full = special = False
             with cpu.running():
                 enter()
+                # ORDER: odd after the read side is entered, even again
+                # before it is left or cut (see VcpuMark).
+                mark.seq += 1
                 try:
-                    while not cpu.exit_requested:
+                    while not cpu.exit_requested and h.instret < check_at:
                         tb = lookup(cache, pc)
                         if tb is None:
                             try:
@@ -429,8 +486,11 @@ class Machine:
                         pc = fn(h)
                         if generations[tb.region] != tb.generation:
                             tb.check(generations)
+                        mark.seq += 1
                         boundary()
+                        mark.seq += 1
                 finally:
+                    mark.seq += 1
                     leave()
                     h.pc = pc
             if full:
@@ -442,9 +502,22 @@ class Machine:
             cpu.process_work()
             if limit is not None and self._instructions() >= limit:
                 self._halt("limit")
+            check_at = self._limit_check_at(h)
 
     def _instructions(self) -> int:
         return sum(h.instret for h in self.harts)
+
+    def _limit_check_at(self, h: EngineHart) -> int:
+        """The instret at which hart ``h`` next compares the harts' total with the limit.
+
+        Each hart takes an equal share of the instructions left, so the
+        harts together overshoot the limit by at most one block each.
+        """
+        limit = self.max_instructions
+        if limit is None:
+            return _NO_LIMIT
+        left = limit - self._instructions()
+        return h.instret + max(1, -(-left // self.vcpus))
 
     def _translate(self, pc: int) -> TranslationBlock:
         """Translate the block at ``pc`` and publish it (inside the read side)."""
@@ -455,17 +528,16 @@ class Machine:
             # while this one translates, the check below catches it.
             before = bytes(ram[pc : pc + 4 * max_insns])
             fn, end, host = self._generate(pc, max_insns)
-            try:
-                tb = self.buffer.add(pc, end, fn, host)
-            except ValueError:
+            if len(host) > self.buffer.region_size:
                 # Too big for a region: fewer instructions per block.
                 if max_insns == 1:
-                    raise MachineError(
+                    raise MachineConfigError(
                         f"a one-instruction block needs {len(host)} bytes; the buffer's "
                         f"regions hold {self.buffer.region_size}: use a larger buffer"
-                    ) from None
+                    )
                 max_insns = max(1, max_insns // 2)
                 continue
+            tb = self.buffer.add(pc, end, fn, host)
             if bytes(ram[pc:end]) == before[: end - pc]:
                 return tb
             self.buffer.invalidate(pc, end)  # rewritten meanwhile: translate again

@@ -276,7 +276,9 @@ class RcuRetire(_PolicyBase):
     reclaimed: when fewer remain it retires the oldest full region ahead of
     need, so a translator waits only if a grace period takes longer than
     filling ``reserve`` regions. Retired-but-not-reclaimed regions never
-    exceed ``reserve`` (at least one). With ``reserve > 1`` several
+    exceed ``reserve`` (at least one, and fewer than the buffer's regions
+    unless both are 1: checked when the buffer binds the policy, with
+    ``ValueError``). With ``reserve > 1`` several
     retirements can share one grace period: the domain's callback engine
     batches the reclaims queued while a grace period is pending.
 
@@ -356,6 +358,19 @@ class RcuRetire(_PolicyBase):
         # first, with the grace-period cookie that covers each.
         self._queued: dict[tuple[int, int], int] = {}
         self._reclaimed = threading.Condition(self._lock)  # _in_flight went down
+
+    def bind(self, buffer: TranslationBuffer) -> None:
+        """Serve ``buffer``; its regions must outnumber ``reserve`` (unless both are 1).
+
+        A reserve of as many regions as the buffer has would retire a region
+        every time one is started: live code would never fill the buffer.
+        """
+        if self.reserve > 1 and self.reserve >= buffer.regions:
+            raise ValueError(
+                f"reserve={self.reserve} needs more than {self.reserve} regions; "
+                f"the buffer has {buffer.regions}"
+            )
+        super().bind(buffer)
 
     def on_full(self) -> object:
         if self.deferred:

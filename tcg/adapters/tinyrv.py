@@ -49,6 +49,12 @@ its fetch-decode-execute step:
   widest store is 8 bytes (``fsd``), so ``[addr, addr + 8)`` is invalidated.
 * Traps become :class:`~tcg.riscv.errors.GuestFault` reports (the ABI has no
   trap handler), and addresses outside guest RAM are access faults.
+* The ISA is our engine's, not all of tinyrv's: RV32IMA with ``fence.i`` and
+  the counter reads, decided by :func:`tcg.riscv.decode.decode`. Compressed,
+  floating-point and privileged instructions and CSR writes are illegal; a
+  jump to an address that is not a multiple of 4 faults on the jump. Faults
+  are precise: the instructions of a block before the faulting one count
+  as retired.
 
 Shared memory
 -------------
@@ -79,7 +85,15 @@ from types import MappingProxyType
 from typing import Any, BinaryIO, Literal, NamedTuple, cast
 
 from tcg.block import BlockFunction
-from tcg.machine import RESERVED, EngineHart, Machine, MachineError, PolicyFactory, special_block
+from tcg.machine import (
+    RESERVED,
+    EngineHart,
+    Machine,
+    MachineConfigError,
+    PolicyFactory,
+    special_block,
+)
+from tcg.riscv.decode import decode
 from tcg.riscv.elf import DEFAULT_RAM_SIZE, PAGE_SIZE
 from tcg.riscv.errors import FaultReason, GuestFault
 from tcg.riscv.hart import Hart
@@ -127,7 +141,7 @@ def tinyrv_available() -> bool:
 
 def _require_tinyrv() -> None:
     if _import_error is not None:
-        raise MachineError(
+        raise MachineConfigError(
             f"the tinyrv engine needs the tinyrv package ({_import_error}): {INSTALL}"
         )
 
@@ -143,12 +157,6 @@ CONTROL = frozenset(
         "bge",
         "bltu",
         "bgeu",
-        "c_j",
-        "c_jal",
-        "c_jr",
-        "c_jalr",
-        "c_beqz",
-        "c_bnez",
     }
 )
 #: LR/SC and AMOs: run alone, inside an exclusive section.
@@ -169,11 +177,7 @@ ATOMICS = frozenset(
 )
 CSRS = frozenset({"csrrw", "csrrs", "csrrc", "csrrwi", "csrrsi", "csrrci"})
 #: Instructions a block never contains: the cpu loop runs them one at a time.
-SPECIALS = (
-    frozenset({"ecall", "ebreak", "c_ebreak", "fence_i", "mret", "sret", "wfi", "sfence_vma"})
-    | ATOMICS
-    | CSRS
-)
+SPECIALS = frozenset({"ecall", "ebreak", "fence_i"}) | ATOMICS | CSRS
 
 _TRAP_REASONS = {
     0: FaultReason.FETCH_MISALIGNED,
@@ -201,13 +205,13 @@ class TinyrvOp(NamedTuple):
     number of threads can run it at once.
     """
 
-    #: tinyrv's instruction name (``"addi"``, ``"c_j"``, ``"UNKNOWN"``...).
+    #: tinyrv's instruction name (``"addi"``, ``"lr_w"``, ``"UNKNOWN"``...).
     name: str
     #: Guest address of the instruction.
     addr: int
-    #: Its encoding (16 bits for a compressed instruction).
+    #: Its encoding.
     data: int
-    #: 2 (compressed) or 4 bytes.
+    #: Its size in bytes: always 4 (compressed instructions are illegal here).
     size: int
     #: The handler's keyword arguments, read-only.
     args: Mapping[str, int]
@@ -308,21 +312,49 @@ class TinyrvHart(_base):  # type: ignore[misc]
 
 
 def _block_function(ops: tuple[TinyrvOp, ...], pc: int) -> BlockFunction:
-    """The function that runs ``ops`` (built at ``pc``) on a hart; returns the next pc."""
+    """The function that runs ``ops`` (built at ``pc``) on a hart; returns the next pc.
+
+    Faults are precise, as in our engine: the instructions before the faulting
+    one count as retired, and a jump or taken branch to an address that is not
+    a multiple of 4 faults on the jump itself, its link register unchanged
+    (tinyrv, built with the C extension, would accept any even target).
+    """
     n = len(ops)
+    last = ops[-1]
+    jumps = last.name in CONTROL
+    link = last.args.get("rd", 0) if jumps else 0  # jal and jalr write rd
+
+    body = ops[:-1]
+    last_handler = last.handler
+    last_args = last.args
+    assert last_handler is not None
 
     def run(h: Any) -> int:
         h.pc = pc
         try:
-            for op in ops:
+            for op in body:
                 # ORDER: op before the handler, which reads op.addr and op.data.
                 h.op = op
                 op.handler(h, **op.args)  # type: ignore[misc]
+            h.op = last
+            saved = h.x[link] if link else 0
+            last_handler(h, **last_args)
         except struct.error:  # a word access overlapping the end of RAM
+            h.instret += ops.index(h.op)
             raise h.access_fault() from None
-        h.instret += n
+        except GuestFault:  # a trap (mtrap): at h.op, the ones before it retired
+            h.instret += ops.index(h.op)
+            raise
         # tinyrv's branches do not wrap: a pc below 0 is 2**32 - x, as on hardware.
-        return int(h.pc) & MASK
+        target = int(h.pc) & MASK
+        if jumps and target & 3:
+            if link:
+                h.x[link] = saved
+            h.instret += n - 1
+            h.pc = last.addr
+            raise GuestFault(h.hart_id, last.addr, last.data, FaultReason.FETCH_MISALIGNED, target)
+        h.instret += n
+        return target
 
     return run
 
@@ -332,7 +364,7 @@ class TinyrvMachine(Machine):
 
     Same keywords, same :meth:`run` and :meth:`stop`, same
     :class:`~tcg.machine.MachineResult`: callers swap engines without other
-    changes. Raises :class:`~tcg.machine.MachineError` naming the install
+    changes. Raises :class:`~tcg.machine.MachineConfigError` naming the install
     command if tinyrv is not installed.
     """
 
@@ -370,23 +402,28 @@ class TinyrvMachine(Machine):
     # Decoding and blocks --------------------------------------------------
 
     def _decode_at(self, pc: int) -> TinyrvOp | None:
-        """The frozen record of the instruction at ``pc``; None if it cannot be fetched."""
+        """The frozen record of the instruction at ``pc``; None if it cannot be fetched.
+
+        The ISA is our engine's, RV32IMA with ``fence.i`` and the counter
+        reads (:func:`tcg.riscv.decode.decode` decides what is legal): a word
+        it calls illegal (a compressed or floating-point instruction, a
+        privileged one, a CSR write) gets no handler, so it faults as an
+        illegal instruction, whatever tinyrv could run.
+        """
         ram = self.ram
-        if pc & 1 or pc < 0 or pc + 2 > len(ram):
+        if pc & 3 or pc < 0 or pc + 4 > len(ram):
             return None
         word = int.from_bytes(ram[pc : pc + 4], "little")
-        size = 4 if word & 3 == 3 else 2
-        if pc + size > len(ram):
-            return None
         # tinyrv's cached, shared object: read here, never written.
         decoded = _decode(word, 0, 32)
         name: str = decoded.name
-        handler = getattr(TinyrvHart, "_" + name, None) if hasattr(decoded, "extension") else None
+        legal = hasattr(decoded, "extension") and decode(word).name != "illegal"
+        handler = getattr(TinyrvHart, "_" + name, None) if legal else None
         return TinyrvOp(
             name=name,
             addr=pc,
-            data=word if size == 4 else word & 0xFFFF,
-            size=size,
+            data=word,
+            size=4,
             args=MappingProxyType(dict(decoded.args)),
             handler=handler,
         )
@@ -426,7 +463,7 @@ class TinyrvMachine(Machine):
         pc: int = hart.pc & MASK
         op = self._decode_at(pc)
         if op is None:
-            reason = FaultReason.FETCH_MISALIGNED if pc & 1 else FaultReason.FETCH_ACCESS
+            reason = FaultReason.FETCH_MISALIGNED if pc & 3 else FaultReason.FETCH_ACCESS
             raise GuestFault(hart.hart_id, pc, None, reason, pc)
         if op.handler is None:
             raise GuestFault(hart.hart_id, pc, op.data, FaultReason.ILLEGAL_INSTRUCTION)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import math
+import signal
 import subprocess
 import sys
 import threading
@@ -14,7 +16,7 @@ from hypothesis import strategies as st
 
 import quiescent
 from quiescent._stats import LatencyWindow, Percentiles
-from tests.quiescent.helpers import join_all
+from tests.quiescent.helpers import join_all, start_vcpus, stop_all
 
 
 @pytest.fixture
@@ -120,12 +122,17 @@ def test_running_is_not_nestable_and_owner_only(world: quiescent.World) -> None:
         error = on_thread(lambda: cpu.running().__enter__())
         assert isinstance(error, quiescent.QuiescentError)
         assert "not its own thread" in str(error)
-        for call in (cpu.process_work, cpu.unregister):
-            assert isinstance(on_thread(call), quiescent.QuiescentError)
+        for call, what in ((cpu.process_work, "process_work()"), (cpu.unregister, "unregister()")):
+            error = on_thread(call)
+            assert isinstance(error, quiescent.QuiescentError)
+            assert str(error).startswith(f"{what} of vCPU"), error
+            assert "not its own thread" in str(error)
     finally:
         cpu.unregister()
     with pytest.raises(quiescent.QuiescentError, match="unregistered"):
         cpu.running().__enter__()
+    with pytest.raises(quiescent.QuiescentError, match=r"^process_work\(\) .*unregistered"):
+        cpu.process_work()
 
 
 def test_exclusive_from_inside_running_raises_at_once(world: quiescent.World) -> None:
@@ -287,3 +294,63 @@ def test_latency_window_keeps_the_most_recent() -> None:
     assert window.percentiles().max == 3e-9
     with pytest.raises(ValueError, match=">= 1"):
         LatencyWindow(size=0)
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("limit", [math.inf, 1e10, 10**400], ids=["inf", "1e10", "10**400"])
+def test_an_infinite_or_huge_duration_means_no_limit(limit: float) -> None:
+    world = quiescent.World(stall_timeout=limit)
+    vcpus = start_vcpus(world, 1)  # always inside running(): a section must kick it
+    try:
+        with world.exclusive(timeout=limit):
+            assert world.in_exclusive()
+        world.start_exclusive(limit)
+        world.end_exclusive()
+        assert vcpus[0].cpu.run_sync(lambda: 42, timeout=limit) == 42
+    finally:
+        stop_all(vcpus)
+    assert world.statistics().exclusive_sections == 2
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("caller_is_a_vcpu", [False, True])
+@pytest.mark.usefixtures("sigint_raises")
+def test_a_run_sync_interrupted_while_waiting_never_runs_the_work_later(
+    world: quiescent.World, caller_is_a_vcpu: bool
+) -> None:
+    # The vCPU is busy (inside running(), not looking at its kick) while the
+    # caller's wait is interrupted: the caller never gets the outcome, so
+    # the work must not run afterwards.
+    entered, release = threading.Event(), threading.Event()
+    ran: list[str] = []
+    processed: list[int] = []
+
+    def busy_vcpu() -> None:
+        cpu = world.register(name="busy")
+        with cpu.running():
+            entered.set()
+            release.wait(10)
+        processed.append(cpu.process_work())
+        cpu.unregister()
+
+    thread = threading.Thread(target=busy_vcpu, name="busy")
+    thread.start()
+    try:
+        assert entered.wait(10)
+        (cpu,) = world.vcpus()
+        caller = world.register(name="caller") if caller_is_a_vcpu else None
+        main = threading.get_ident()
+        timer = threading.Timer(0.2, signal.pthread_kill, (main, signal.SIGINT))
+        timer.start()
+        try:
+            with pytest.raises(KeyboardInterrupt):
+                cpu.run_sync(ran.append, "late")
+        finally:
+            timer.join(10)
+            if caller is not None:
+                caller.unregister()
+    finally:
+        release.set()
+        join_all([thread])
+    assert ran == []
+    assert processed == [0]

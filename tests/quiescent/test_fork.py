@@ -69,3 +69,31 @@ def test_fork_while_another_vcpu_works_never_hangs_the_child() -> None:
         stop.set()
         thread.join(PATIENCE)
     assert not thread.is_alive()
+
+
+def test_a_forking_thread_keeps_its_exclusive_section_in_the_child() -> None:
+    world = quiescent.World()
+    cpu = world.register(name="forker")
+    try:
+        world.start_exclusive()
+        world.start_exclusive()  # nested: the child keeps the depth too
+
+        def child() -> bool:
+            held = world.in_exclusive()
+            world.end_exclusive()
+            still = world.in_exclusive()
+            world.end_exclusive()
+            with world.exclusive(timeout=PATIENCE):  # the world works on
+                pass
+            with cpu.running():
+                pass
+            return held and still and not world.in_exclusive()
+
+        try:
+            assert in_child(child) == 0
+        finally:
+            world.end_exclusive()
+            world.end_exclusive()
+        assert not world.in_exclusive()
+    finally:
+        cpu.unregister()

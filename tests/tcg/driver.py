@@ -5,7 +5,8 @@ function that picks a successor and some bytes of a size drawn per block.
 vCPU threads follow random chains of blocks through their jump caches and
 the index, translating on a miss, exactly as a cpu loop does: inside
 ``running()`` of a quiescent world and between the policy's hooks, checking
-the reclamation oracle before and after each block. Translator threads fill
+the reclamation oracle before and after each block and moving their
+``VcpuMark`` for the grace-period check. Translator threads fill
 the buffer far past its capacity with blocks nobody runs and invalidate
 random guest ranges. Every thread stops at a step budget, not a timer, so a
 run does the same amount of work on any machine.
@@ -90,6 +91,7 @@ class Driver:
         cpu = self.world.register(name=f"vcpu{index}")
         hooks = self.policy.vcpu_hooks()
         cache = self.buffer.new_jump_cache()
+        mark = self.buffer.new_vcpu_mark(f"vcpu{index}")
         generations = self.buffer.generations
         pc = BLOCK_STRIDE
         done = 0
@@ -99,6 +101,7 @@ class Driver:
                 full = False
                 with cpu.running():
                     hooks.enter()
+                    mark.seq += 1
                     try:
                         while done < self.steps and not cpu.exit_requested:
                             tb = self.buffer.lookup(cache, pc)
@@ -113,8 +116,11 @@ class Driver:
                             self._check(tb, generations)
                             pc = next_pc
                             done += 1
+                            mark.seq += 1
                             hooks.boundary()
+                            mark.seq += 1
                     finally:
+                        mark.seq += 1
                         hooks.leave()
                 if full:
                     with self._lock:
@@ -126,6 +132,7 @@ class Driver:
         finally:
             with self._lock:
                 self.result.blocks_run += done
+            self.buffer.drop_vcpu_mark(mark)
             self.buffer.drop_jump_cache(cache)
             cpu.unregister()
 
@@ -172,6 +179,7 @@ class Driver:
         finally:
             sys.setswitchinterval(old)
         self.result.translations = self.buffer.statistics().translations
+        self.result.violations += self.buffer.violations()
         return self.result
 
     def _guard(self, fn: Callable[[int], None], index: int) -> Callable[[], None]:

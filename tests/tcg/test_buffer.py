@@ -9,6 +9,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 import quiescent
 from tcg import (
     BufferFullError,
+    RcuRetire,
     StopTheWorldFlush,
     TranslationBlock,
     TranslationBuffer,
@@ -246,3 +247,126 @@ class BufferModel(RuleBasedStateMachine):
 
 
 TestBufferModel = BufferModel.TestCase
+
+
+def test_reclaim_while_a_vcpu_may_hold_a_tb_is_a_violation_every_time() -> None:
+    seen: list[str] = []
+    policy = StopTheWorldFlush(quiescent.World())
+    buffer = TranslationBuffer(400, 4, policy, on_violation=seen.append)
+    inside, outside, moved = (buffer.new_vcpu_mark(f"vcpu{i}") for i in range(3))
+    inside.seq = moved.seq = 1  # in guest code
+    assert outside.seq == 0  # not in guest code: never reported
+    _add(buffer, 0x100, size=60)
+    _add(buffer, 0x200, size=60)
+    retired = buffer.retire_oldest()
+    assert retired is not None
+    moved.seq += 2  # passed a TB boundary: holds nothing found before the retire
+    assert buffer.reclaim(*retired) is True  # the reclaim happens; it is reported
+    assert seen == buffer.violations()
+    assert len(seen) == 1
+    assert "region 0 reclaimed while vcpu0 may still hold one of its TBs" in seen[0]
+
+
+def test_reclaim_after_every_holder_moved_on_is_not_a_violation() -> None:
+    buffer = _buffer(capacity=400, regions=4)
+    marks = [buffer.new_vcpu_mark(f"vcpu{i}") for i in range(2)]
+    marks[0].seq = 1
+    _add(buffer, 0x100, size=60)
+    _add(buffer, 0x200, size=60)
+    retired = buffer.retire_oldest()
+    assert retired is not None
+    marks[1].seq = 1  # entered after the retire: cannot find the region's TBs
+    marks[0].seq += 1  # left guest code
+    assert buffer.reclaim(*retired) is True
+    buffer.drop_vcpu_mark(marks[1])
+    buffer.flush()
+    assert buffer.violations() == []
+
+
+def test_flush_while_a_vcpu_is_in_guest_code_is_a_violation() -> None:
+    buffer = _buffer()
+    mark = buffer.new_vcpu_mark("hart3")
+    mark.seq = 1
+    _add(buffer, 0x100)
+    buffer.flush()
+    (message,) = buffer.violations()
+    assert "flush while hart3 is inside guest code" in message
+
+
+@pytest.mark.parametrize(
+    ("args", "error", "match"),
+    [
+        ((0x100, 0x90, int, b"x"), ValueError, "pc < end"),
+        ((0x100, 0x100, int, b"x"), ValueError, "pc < end"),
+        ((-4, 8, int, b"x"), ValueError, "0 <= pc"),
+        ((0xFFFF_FFFC, 1 << 33, int, b"x"), ValueError, "2\\*\\*32"),
+        ((256.0, 0x110, int, b"x"), TypeError, "pc must be an int"),
+        ((0x100, 0x110, 5, b"x"), TypeError, "fn must be callable"),
+        ((0x100, 0x110, int, "x"), TypeError, "code must be bytes"),
+        ((0x100, 0x110, int, b"x", -1), ValueError, "flags"),
+    ],
+)
+def test_add_rejects_bad_arguments_at_the_call(
+    args: tuple[object, ...], error: type[Exception], match: str
+) -> None:
+    buffer = _buffer()
+    with pytest.raises(error, match=match):
+        buffer.add(*args)  # type: ignore[arg-type]
+    assert buffer.statistics().translations == 0
+
+
+def test_adding_the_same_block_twice_returns_the_published_tb() -> None:
+    buffer = _buffer()
+    first = buffer.add(0x100, 0x110, int, b"a" * 10)
+    again = buffer.add(0x100, 0x110, int, b"b" * 20)
+    assert again is first
+    stats = buffer.statistics()
+    assert (stats.translations, stats.tbs, stats.live_bytes) == (1, 1, 10)
+
+
+def test_adding_another_range_for_a_published_pc_replaces_the_stale_tb() -> None:
+    buffer = _buffer()
+    cache = buffer.new_jump_cache()
+    old = buffer.add(0x100, 0x110, int, b"a" * 10)
+    assert buffer.lookup(cache, 0x100) is old
+    new = buffer.add(0x100, 0x120, int, b"b" * 20)
+    assert new is not old
+    assert old.invalid
+    assert buffer.lookup(cache, 0x100) is new
+    assert buffer.tbs() == [new]
+    stats = buffer.statistics()
+    assert (stats.live_bytes, stats.retired_bytes, stats.invalidations) == (20, 10, 1)
+
+
+def test_lookup_and_reclaim_reject_bad_arguments() -> None:
+    buffer = _buffer()
+    with pytest.raises(TypeError, match="new_jump_cache"):
+        buffer.lookup({}, 0x100)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="new_jump_cache"):
+        buffer.lookup([None] * 4, 0x100)
+    with pytest.raises(ValueError, match="region must be in"):
+        buffer.reclaim(99, 0)
+    with pytest.raises(TypeError, match="generation"):
+        buffer.reclaim(0, None)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="start"):
+        buffer.invalidate("a", 5)  # type: ignore[arg-type]
+
+
+def test_a_buffer_needs_a_policy() -> None:
+    with pytest.raises(TypeError, match="policy must be a RetirePolicy"):
+        TranslationBuffer(1024, 4, None)  # type: ignore[arg-type]
+
+
+def test_an_rcu_reserve_must_leave_a_region_for_live_code() -> None:
+    policy = RcuRetire(reserve=8)
+    try:
+        with pytest.raises(ValueError, match="reserve=8 needs more than 8 regions"):
+            TranslationBuffer(8 * 1024, 8, policy)
+        TranslationBuffer(8 * 1024, 9, policy)  # 9 regions: accepted
+    finally:
+        policy.close()
+    single = RcuRetire()  # the default reserve of 1 suits a one-region buffer
+    try:
+        TranslationBuffer(1024, 1, single)
+    finally:
+        single.close()

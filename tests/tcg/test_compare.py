@@ -15,8 +15,10 @@ from tcg.buffer import RETIRED
 from tcg.cli import main
 from tcg.policies import RcuRetire, StopTheWorldFlush
 
+# Each run goes to crc32's end (under a second): only its whole run
+# translates more code than 16 KiB holds, on every Python version.
 TINY = ["--workload", "crc32", "--vcpus", "1,2", "--buffer-kb", "16,64", "--repeat", "1"]
-TINY += ["--instructions", "200000", "--quiet", "--min-run-seconds", "0"]
+TINY += ["--quiet", "--min-run-seconds", "0"]
 
 
 class ReclaimAtOnce(RcuRetire):
@@ -235,9 +237,9 @@ def test_a_policy_that_reclaims_published_code_fails_the_comparison(
 
 
 def test_a_policy_without_grace_periods_is_judged_by_what_it_did(tmp_path: Path) -> None:
-    # Reclaiming at once is unsafe, but under the GIL the other harts rarely
-    # hold a TB of the oldest region at that moment: a violation is likely,
-    # not certain. Whatever happened, the exit status must follow it.
+    # Reclaiming at once is unsafe; the buffer's grace-period check reports
+    # it whenever a region is reclaimed (and the oracle if reclaimed code
+    # ran). Whatever happened, the exit status must follow it.
     out = tmp_path / "out.json"
     status = main(
         [
@@ -249,7 +251,8 @@ def test_a_policy_without_grace_periods_is_judged_by_what_it_did(tmp_path: Path)
     failed = cell["violations"] > 0 or cell["output_ok"] is not True or cell["faults"] > 0
     assert status == (1 if failed else 0)
     if cell["violations"]:
-        assert "executed after its region was reclaimed" in cell["violation_messages"][0]
+        message = cell["violation_messages"][0]
+        assert "may still hold one of its TBs" in message or "executed after" in message
 
 
 def test_jobs_2_gives_the_same_cells_as_jobs_1(tmp_path: Path) -> None:
@@ -258,7 +261,8 @@ def test_jobs_2_gives_the_same_cells_as_jobs_1(tmp_path: Path) -> None:
 
     def fixed(doc: dict[str, Any]) -> list[tuple[Any, ...]]:
         keys = ("policy", "vcpus", "buffer_kb", "workload", "output_ok", "violations", "faults")
-        return [(*(c[k] for k in keys), c["instructions"] >= 200000) for c in doc["cells"]]
+        # crc32 runs the same instructions on every run: the counts match too.
+        return [tuple(c[k] for k in (*keys, "instructions")) for c in doc["cells"]]
 
     assert fixed(one) == fixed(two)
 

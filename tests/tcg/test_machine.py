@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 import threading
@@ -10,11 +11,22 @@ from pathlib import Path
 import pytest
 
 import quiescent
-from tcg import StopTheWorldFlush
-from tcg.machine import Machine, MachineError, make_policy
+from tcg import RcuRetire, StopTheWorldFlush
+from tcg.machine import Machine, MachineConfigError, MachineError, make_policy
 from tcg.riscv.errors import FaultReason, LoaderError
+from tcg.riscv.translate import LOOP_ITERATIONS
 from tcg.workloads import WORKLOADS
-from tests.tcg.riscv.helpers import amo, branch, i_type, load, lui, make_elf, store, tiny_program
+from tests.tcg.riscv.helpers import (
+    amo,
+    branch,
+    i_type,
+    jal,
+    load,
+    lui,
+    make_elf,
+    store,
+    tiny_program,
+)
 
 ECALL = 0x00000073
 ILLEGAL = 0xFFFFFFFF
@@ -253,3 +265,153 @@ def test_stop_before_run_runs_nothing() -> None:
     machine.stop()  # again: harmless
     result = machine.run()
     assert (result.stopped, result.instructions) == ("limit", 0)
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("vcpus", [1, 3])
+@pytest.mark.parametrize(
+    "loop",
+    [
+        pytest.param([jal(0, 0)], id="jump-to-itself"),
+        # Two blocks that jump to each other: no block loops on itself.
+        pytest.param([i_type("addi", 5, 5, 1), jal(0, 8), 0, jal(0, -12)], id="two-blocks"),
+    ],
+)
+def test_max_instructions_stops_a_guest_that_never_leaves_guest_code(
+    loop: list[int], vcpus: int
+) -> None:
+    # No special instruction ever runs: only the cpu loop's own check can stop it.
+    result = Machine(tiny_program(loop), vcpus=vcpus, max_instructions=1000).run()
+    assert result.stopped == "limit"
+    assert result.exit_code is None
+    # Each hart overshoots by at most one block (a self-loop block runs up
+    # to LOOP_ITERATIONS iterations in one call).
+    assert 1000 <= result.instructions <= 1000 + vcpus * LOOP_ITERATIONS
+
+
+class ReclaimAtOnce(RcuRetire):
+    """A broken policy: it reclaims a retired region without a grace period."""
+
+    def __init__(self, world: quiescent.World) -> None:
+        super().__init__()
+
+    def _retire(self, *, force: bool) -> None:
+        retired = self.buffer.retire_oldest()
+        if retired is not None:
+            self.buffer.reclaim(*retired)
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("vcpus", [1, 2])
+@pytest.mark.parametrize("run", range(3))
+def test_a_policy_without_grace_periods_is_caught_every_run(vcpus: int, run: int) -> None:
+    # Whether another hart happens to run the reclaimed code is luck; the
+    # grace-period check does not depend on it.
+    program = WORKLOADS["bigcode"].path
+    result = Machine(program, vcpus=vcpus, policy=ReclaimAtOnce, buffer_kb=16).run()
+    assert result.stopped == "violation"
+    assert result.violations
+    assert "may still hold one of its TBs" in result.violations[0]
+
+
+def test_max_block_insns_is_checked_at_the_call() -> None:
+    program = WORKLOADS["crc32"].path
+    with pytest.raises(ValueError, match="max_block_insns"):
+        Machine(program, max_block_insns=0)
+    with pytest.raises(ValueError, match="max_block_insns"):
+        Machine(program, max_block_insns=100_000)
+    with pytest.raises(TypeError, match="max_block_insns"):
+        Machine(program, max_block_insns=2.5)  # type: ignore[arg-type]
+    assert Machine(program, max_block_insns=1).run().stdout == WORKLOADS["crc32"].expected_output()
+
+
+def test_a_policy_of_none_is_a_type_error() -> None:
+    with pytest.raises(TypeError):
+        Machine(WORKLOADS["crc32"].path, policy=None)  # type: ignore[arg-type]
+
+
+def _writes_then(tail: list[int], *, stderr: bytes = b"guest says: oops\n") -> bytes:
+    """A program that writes ``stderr`` to fd 2 and ``ready`` to fd 1, then runs ``tail``."""
+    data_at = 0x20000
+    ready = b"ready\n"
+    a0, a1, a2, a7 = 10, 11, 12, 17
+    code = [
+        lui(a1, data_at >> 12),
+        li(a7, 64),
+        li(a0, 2),
+        li(a2, len(stderr)),
+        ECALL,  # write(2, stderr)
+        lui(a1, data_at >> 12),
+        i_type("addi", a1, a1, len(stderr)),
+        li(a0, 1),
+        li(a2, len(ready)),
+        li(a7, 64),
+        ECALL,  # write(1, "ready")
+        *tail,
+    ]
+    text = b"".join(w.to_bytes(4, "little") for w in code)
+    data = stderr + ready
+    return make_elf([(0x10000, text, len(text), 5), (data_at, data, len(data), 6)], 0x10000)
+
+
+@pytest.mark.timeout(150)
+def test_cli_a_buffer_too_small_is_a_configuration_error_and_keeps_guest_output(
+    tmp_path: Path,
+) -> None:
+    # The first blocks fit in a 409-byte region; a one-instruction block
+    # with a store does not.
+    program = tmp_path / "store.elf"
+    program.write_bytes(_writes_then([store("sw", 0, 11, 0), li(17, 93), ECALL]))
+    done = _cli("run", str(program), "--buffer-kb", "0.4", "--regions", "1")
+    assert done.returncode == 78, done.stderr
+    assert done.stdout == b"ready\n"
+    assert b"guest says: oops\n" in done.stderr
+    assert b"use a larger buffer" in done.stderr
+    assert b"Traceback" not in done.stderr
+    with pytest.raises(MachineConfigError, match="use a larger buffer"):
+        Machine(program, buffer_kb=0.4, regions=1).run()
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.usefixtures("sigint_raises")
+def test_cli_ctrl_c_exits_130_without_a_traceback_and_keeps_guest_output(tmp_path: Path) -> None:
+    program = tmp_path / "loop.elf"
+    program.write_bytes(_writes_then([jal(0, 0)]))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tcg", "run", str(program)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline() == b"ready\n"  # the guest is looping now
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+        proc.wait(30)
+    assert proc.returncode == 130, err
+    assert b"Traceback" not in err
+    assert b"guest says: oops\n" in err
+    assert b"tcg: interrupted" in err
+
+
+@pytest.mark.timeout(150)
+def test_cli_messages_name_the_problem() -> None:
+    crc = str(WORKLOADS["crc32"].path)
+    vcpus = _cli("run", crc, "--vcpus", "abc")
+    assert vcpus.returncode == 2
+    assert b"--vcpus: expected a positive integer, not 'abc'" in vcpus.stderr
+    assert b"_positive_int" not in vcpus.stderr
+    module = _cli("run", crc, "--policy", "os:path")
+    assert module.returncode == 2
+    assert b"policy 'os:path' is a module, not a class or factory" in module.stderr
+    infinite = _cli("run", crc, "--buffer-kb", "inf")
+    assert infinite.returncode == 2
+    assert b"finite" in infinite.stderr
+    version = _cli("--version")
+    assert version.returncode == 0
+    assert version.stdout.startswith(b"python -m tcg ")
+    help_text = _cli("run", "--help")
+    for status in (b"2 ", b"66 ", b"70 ", b"78 ", b"130 "):
+        assert status in help_text.stdout

@@ -9,6 +9,7 @@ import pytest
 import quiescent
 import rcu
 from tcg import RcuRetire, RetirePolicy, StopTheWorldFlush, TranslationBuffer
+from tests.scale import scaled
 from tests.tcg.driver import Driver
 
 
@@ -41,16 +42,21 @@ class ReclaimAtOnce(RcuRetire):
 
 
 @pytest.mark.timeout(120)
-def test_oracle_catches_a_policy_that_does_not_wait(world: quiescent.World) -> None:
+@pytest.mark.parametrize("seed", [3, 4, 5])
+def test_oracle_catches_a_policy_that_does_not_wait(world: quiescent.World, seed: int) -> None:
     policy = ReclaimAtOnce(rcu.Domain(stall_timeout=None))
     try:
         buffer = TranslationBuffer(8 * 1024, 8, policy)
-        result = Driver(buffer, world, vcpus=3, translators=1, steps=20_000, seed=3).run()
+        result = Driver(buffer, world, vcpus=3, translators=1, steps=2000, seed=seed).run()
     finally:
         policy.domain.close()
     assert not result.errors, result.errors
-    assert result.violations, "the oracle missed regions reclaimed under running vCPUs"
-    assert "executed after its region was reclaimed" in result.violations[0]
+    # The grace-period check catches it every run, whether or not a vCPU
+    # happened to run the reclaimed code (which the generations catch).
+    grace = [v for v in result.violations if "may still hold one of its TBs" in v]
+    assert grace, "the check missed regions reclaimed under running vCPUs"
+    ran = [v for v in result.violations if "may still hold" not in v]
+    assert all("executed after its region was reclaimed" in v for v in ran)
 
 
 def test_concurrent_full_events_coalesce_into_one_flush(world: quiescent.World) -> None:
@@ -157,11 +163,12 @@ def test_policies_satisfy_the_protocol(world: quiescent.World) -> None:
 @pytest.mark.parametrize("seed", [11, 12, 13])
 def test_no_use_after_reclaim_long(policy: RetirePolicy, world: quiescent.World, seed: int) -> None:
     buffer = TranslationBuffer(12 * 1024, 6, policy)
-    result = Driver(buffer, world, vcpus=4, translators=2, steps=200_000, seed=seed).run(1200)
+    steps = scaled(50_000, minimum=8000)
+    result = Driver(buffer, world, vcpus=4, translators=2, steps=steps, seed=seed).run(1200)
     assert not result.errors, result.errors
     assert result.violations == []
     stats = policy.statistics()
-    assert max(stats.flushes, stats.reclaims) >= 1000, stats
+    assert max(stats.flushes, stats.reclaims) >= steps // 50, stats
 
 
 @pytest.mark.timeout(60)

@@ -244,7 +244,9 @@ def test_without_tinyrv_construction_names_the_install_command(
     with pytest.raises(SystemExit) as exit_info:
         main(["run", "--engine", "tinyrv", str(WORKLOADS["crc32"].path)])
     assert exit_info.value.code == 2
-    assert "pip install --no-deps tinyrv" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "pip install --no-deps tinyrv" in err
+    assert "usage: python -m tcg run" in err  # the run command's usage, not the parent's
 
 
 @pytest.mark.timeout(60)
@@ -305,3 +307,65 @@ def test_counter_csrs_read_as_32_bit_registers(engine: str) -> None:
     for hart in machine.harts:
         hart.instret = 0x80000000
     assert machine.run().exit_code == 2
+
+
+def _fault_of(engine: str, words: list[int]) -> tuple[object, ...]:
+    result = make_machine(engine, tiny_program(words)).run()
+    assert result.stopped == "fault"
+    fault = result.fault
+    assert fault is not None
+    return (fault.reason, fault.pc, fault.word, fault.address, result.instructions)
+
+
+ADDI = [i_type("addi", 5, 0, 1), i_type("addi", 6, 0, 2), i_type("addi", 7, 0, 3)]
+
+
+@pytest.mark.parametrize(
+    ("words", "expected"),
+    [
+        # Two c.nop: compressed instructions are not part of the ISA.
+        pytest.param(
+            [*ADDI, 0x00010001],
+            (FaultReason.ILLEGAL_INSTRUCTION, 0x1000C, 0x00010001, None, 3),
+            id="compressed",
+        ),
+        # flw f0, 0(x0): no floating point either.
+        pytest.param(
+            [*ADDI, 0x00002007],
+            (FaultReason.ILLEGAL_INSTRUCTION, 0x1000C, 0x00002007, None, 3),
+            id="float",
+        ),
+        # jal ra, +6: a target that is not a multiple of 4 faults on the jump.
+        pytest.param(
+            [*ADDI, jal(1, 6)],
+            (FaultReason.FETCH_MISALIGNED, 0x1000C, jal(1, 6), 0x10012, 3),
+            id="jump-to-2-aligned",
+        ),
+        # A misaligned load after three instructions of the same block.
+        pytest.param(
+            [*ADDI, load("lw", 28, 5, 0)],
+            (FaultReason.LOAD_MISALIGNED, 0x1000C, load("lw", 28, 5, 0), 1, 3),
+            id="block-then-fault",
+        ),
+        # A load past the end of RAM after three instructions.
+        pytest.param(
+            [*ADDI, lui(29, 0x7FFFF), load("lw", 28, 29, 0)],
+            (FaultReason.LOAD_ACCESS, 0x10010, load("lw", 28, 29, 0), 0x7FFFF000, 4),
+            id="block-then-access-fault",
+        ),
+    ],
+)
+@pytest.mark.parametrize("engine", ["tcg", "tinyrv"])
+def test_both_engines_implement_the_same_isa_and_precise_faults(
+    engine: str, words: list[int], expected: tuple[object, ...]
+) -> None:
+    assert _fault_of(engine, words) == expected
+
+
+@pytest.mark.parametrize("engine", ["tcg", "tinyrv"])
+def test_a_misaligned_jump_leaves_its_link_register_alone(engine: str) -> None:
+    machine = make_machine(engine, tiny_program([i_type("addi", 1, 0, 7), jal(1, 6)]))
+    result = machine.run()
+    assert result.fault is not None
+    assert result.fault.reason is FaultReason.FETCH_MISALIGNED
+    assert machine.harts[0].x[1] == 7  # type: ignore[attr-defined]

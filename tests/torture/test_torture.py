@@ -7,10 +7,12 @@ import os
 import pytest
 
 import rcu
+from tests.scale import torture_scale
 from tests.torture.pipeline import BrokenDomain, Torture
 
 SHORT = float(os.environ.get("RCU_TORTURE_SECONDS", "4"))
-LONG = float(os.environ.get("RCU_TORTURE_LONG_SECONDS", "120"))
+#: Seconds of each long run (4 of them): RCU_TORTURE_LONG_SECONDS, else 20 x TORTURE_SCALE.
+LONG = float(os.environ.get("RCU_TORTURE_LONG_SECONDS", 0)) or max(2.0, 20 * torture_scale())
 
 
 def _torture(flavor: str, seconds: float, seed: int, switch_interval: float = 1e-5) -> None:
