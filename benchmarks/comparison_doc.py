@@ -339,16 +339,23 @@ def shape_rcu_runs(pressure: Json) -> tuple[str, str]:
     if near_zero:
         text += "RCU cost vCPUs at most a quarter of what the flush cost them."
     else:
+        waits = sum(c["pause_ms"]["total"] for c in rcu)
+        stepped = sum(c.get("stepped_aside_ms", 0.0) for c in rcu)
+        gps = [c["gp_latency_ms"] for c in rcu if c.get("gp_latency_ms")]
+        gp50 = statistics.median(g["p50"] for g in gps) if gps else 0.0
+        gp99 = statistics.median(g["p99"] for g in gps) if gps else 0.0
         text += (
-            "The interval does not put RCU's lost time near zero: a translator that finds the "
-            "buffer full waits for a grace period. With the GIL a grace period needs every "
-            "other vCPU thread to be scheduled and pass a block boundary, each holding the "
-            f"interpreter for up to a switch interval "
-            f"({pressure['machine'].get('switch_interval_ms', 5):g} ms), which is what a "
-            "flush waits for too; and RCU retires one region (an eighth of the buffer) per "
-            "grace period where a flush empties all eight at once, so it waits several "
-            "times as often. Free-threaded CPython, where a grace period costs microseconds "
-            "(see the benchmarks page), is where this shape should appear."
+            "The interval does not put RCU's lost time near zero. Under the GIL one vCPU "
+            "runs at a time, and a grace period gets the interpreter only because the other "
+            "vCPUs step aside at their next block boundary (see the rcu guide): in the RCU "
+            f"cells vCPUs stepped aside {stepped:.0f} ms in all, most of it waiting for the "
+            f"interpreter to come back, and translators waited {waits:.0f} ms for space, "
+            f"while the grace periods themselves took a median {gp50:.3f} ms (p99 "
+            f"{gp99:.2f} ms; the switch interval is "
+            f"{pressure['machine'].get('switch_interval_ms', 5):g} ms). RCU also retires one "
+            "region (an eighth of the buffer) per grace period where a flush empties all "
+            "eight at once, so it waits several times as often. Free-threaded CPython, where "
+            "nothing steps aside, is where this shape should fully appear."
         )
     return status, text
 
@@ -358,7 +365,15 @@ def _lost_interval(pairs: Sequence[tuple[Json, Json]]) -> Interval | None:
     groups = []
     for x, y in pairs:
         per = [
-            [max(r["pause_ms"] * 1e6 / max(r["instructions"], 1), FLOOR) for r in c["runs"]]
+            [
+                max(
+                    (r["pause_ms"] + r.get("stepped_aside_ms", 0.0))
+                    * 1e6
+                    / max(r["instructions"], 1),
+                    FLOOR,
+                )
+                for r in c["runs"]
+            ]
             for c in (x, y)
             if c.get("runs")
         ]
