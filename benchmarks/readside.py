@@ -1,9 +1,11 @@
 """Read-side costs of rcu against threading.Lock and readerwriterlock.
 
-Run: ``python benchmarks/readside.py [--quick]``. Everything is measured in
-this one process; ratios compare against ``with threading.Lock():`` measured
-in the same run, so they carry over between machines better than the
-nanoseconds do.
+Run: ``python benchmarks/readside.py [--quick] [--busy]``. Everything is
+measured in this one process; ratios compare against ``with
+threading.Lock():`` measured in the same run, so they carry over between
+machines better than the nanoseconds do. The read side measured is
+``rcu.implementation`` (the C extension where it is built); run with
+``RCU_PURE_PYTHON=1`` for the pure-Python reference.
 """
 
 from __future__ import annotations
@@ -23,8 +25,6 @@ if not __package__:  # run as ``python benchmarks/NAME.py``: make the package im
 
 import rcu
 from benchmarks._common import banner, machine, median_of, ns_per_op, table
-from rcu._flavors import EpochReader as PyEpochReader
-from rcu._flavors import QsbrReader as PyQsbrReader
 
 
 def read_side_costs(number: int, repeat: int) -> None:
@@ -46,12 +46,6 @@ def read_side_costs(number: int, repeat: int) -> None:
         "q": qsbr.reader(),
         "qd": qsbr,
     }
-    # The pure-Python reference records, measured in the same run (not
-    # registered: the cost of a section does not depend on it).
-    me = threading.current_thread()
-    env["pr"] = PyEpochReader(epoch._gp, me)
-    env["pq"] = online = PyQsbrReader(qsbr._gp, me)
-    online.ctr = 1
     cases = [
         ("bare loop", "pass"),
         ("lock.acquire(); lock.release()", "acquire(); release()"),
@@ -64,9 +58,6 @@ def read_side_costs(number: int, repeat: int) -> None:
         ("qsbr: with q:", "with q: pass"),
         ("qsbr: q.quiescent_state()", "q.quiescent_state()"),
         ("qsbr: qd.quiescent_state()", "qd.quiescent_state()"),
-        ("python reference: with r:", "with pr: pass"),
-        ("python reference: r.lock(); r.unlock()", "pr.lock(); pr.unlock()"),
-        ("python reference: qsbr q.quiescent_state()", "pq.quiescent_state()"),
     ]
     results = {name: ns_per_op(stmt, env, number, repeat) for name, stmt in cases}
     base = results["with lock:"]

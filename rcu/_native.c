@@ -55,6 +55,9 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <pythread.h>
+#ifdef _POSIX_THREADS
+#include <pthread.h>
+#endif
 #include <structmember.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -195,12 +198,33 @@ counter_type_of(ReaderObject *self)
     return ((module_state *)PyModule_GetState(module))->counter_type;
 }
 
-static int
+static void raise_wrong_thread(ReaderObject *self);
+
+/* This thread's identity as threading.get_ident() reports it (pthread_self()
+ * on POSIX, called directly: it is on every read-side call). */
+static inline unsigned long
+current_thread_ident(void)
+{
+#ifdef _POSIX_THREADS
+    return (unsigned long)pthread_self();
+#else
+    return PyThread_get_thread_ident();
+#endif
+}
+
+static inline int
 check_owner(ReaderObject *self)
 {
-    if (PyThread_get_thread_ident() == self->owner) {
+    if (current_thread_ident() == self->owner) {
         return 1;
     }
+    raise_wrong_thread(self);
+    return 0;
+}
+
+static void
+raise_wrong_thread(ReaderObject *self)
+{
     PyObject *name = self->thread ? PyObject_GetAttrString(self->thread, "name") : NULL;
     PyErr_Clear();
     PyObject *text = PyUnicode_FromFormat(
@@ -212,7 +236,6 @@ check_owner(ReaderObject *self)
         raise_from_errors("RcuError", PyUnicode_AsUTF8(text));
         Py_DECREF(text);
     }
-    return 0;
 }
 
 /* The slow path of leaving a section while a grace period waits:
@@ -255,7 +278,7 @@ reader_init(ReaderObject *self, PyObject *args, PyObject *kwds)
     Py_XSETREF(self->gp, (CounterObject *)Py_NewRef(gp));
     Py_XSETREF(self->thread, Py_NewRef(thread));
     Py_XSETREF(self->stepped, Py_NewRef(Py_None));
-    self->owner = PyThread_get_thread_ident();
+    self->owner = current_thread_ident();
     atomic_store(&self->ctr, 0);
     atomic_store(&self->depth, 0);
     atomic_store(&self->waiting, NOT_WAITING);
