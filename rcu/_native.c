@@ -919,7 +919,7 @@ lookup_dealloc(LookupObject *self)
 }
 
 static PyMemberDef lookup_members[] = {
-    {"__vectorcalloffset__", T_PYSSIZET, offsetof(LookupObject, vectorcall), READONLY},
+    {"__vectorcalloffset__", T_PYSSIZET, offsetof(LookupObject, vectorcall), READONLY, NULL},
     {NULL},
 };
 
