@@ -23,6 +23,14 @@
  *                     reader itself could end is a deadlock: this run checks
  *                     that a reader waits only for the driver's bounded
  *                     handoff, never for a grace period that waits for it.
+ *                     It holds for the epoch flavor, not for qsbr: a qsbr
+ *                     reader steps aside with the counter its quiescent
+ *                     state stored, which is a holdout's if a grace period
+ *                     bumped the counter since it loaded it (between its
+ *                     load and store, or between its signal and its load of
+ *                     the gate). It then waits on the gate, up to a switch
+ *                     interval, while that grace period waits for it.
+ *     NR, NS, NW      the bounds, see below.
  *     BUSTED=k        a known-wrong variant, see "Busted variants" below.
  *
  * Every property is a safety property of the default search (no -a, no LTL
@@ -41,8 +49,9 @@
  *      driver role is left behind.
  *  (3) A reader waits only for the bounded handoff, outside its section:
  *      it asserts depth 0 and, for the epoch flavor, a visible ctr of 0
- *      whenever it blocks on a gate, steps aside at most once per gate, and
- *      with UNBOUNDED_GATE the run must still be deadlock-free. The gate is
+ *      whenever it blocks on a gate (at most once per gate, as the code
+ *      does), and with UNBOUNDED_GATE the run must still be deadlock-free
+ *      (epoch; see UNBOUNDED_GATE for qsbr). The gate is
  *      released only after the readers that stepped aside on it have been
  *      seen: a reader let through by a gate (not by its timeout) asserts that
  *      a scan that began after it loaded the gate has finished, or that the
@@ -79,18 +88,21 @@
  * step by step: a woken waiter or the next driver ends a handoff that a
  * grace period left with sleepers.
  *
- * Bounds, and what they cover: NR = 2 readers, each NS = 2 read sections
- * (epoch: each may hold a nested section with a load of its own; qsbr: each
- * may be preceded by an offline/online pair); NW = 2 writers, each one
- * update and one synchronize, so 1 or 2 grace periods (gp.ctr 1..3), shared
- * or not, one of which may start while the other writer publishes. That is
- * enough for every order above to matter: one reader and one writer already
- * show each busted variant below; two readers make holdouts and bystanders
- * (STEP_ASIDE) coexist, and two sections per reader let a reader step aside
- * on a gate, then meet the next one. Not covered: registration and thread
- * exit (readers are registered from the start and never leave), deadlines,
- * stall warnings and abort() (waits have no timeout: the model asks that
- * they end anyway), counter wrap (Python integers do not wrap).
+ * Bounds, and what they cover. By default NR = 2 readers, each NS = 2 read
+ * sections (epoch: each with a nested section inside; qsbr: NS = 1, an
+ * offline/online pair, a section and a quiescent state), and NW = 1 writer:
+ * one update, one synchronize, one grace period (gp.ctr 1..2), in which
+ * holdouts and bystanders (STEP_ASIDE) coexist and a reader steps aside on
+ * one gate, then meets the next. NR=1 NW=2 adds a second writer: 1 or 2
+ * grace periods, shared or not, one of which may start while the other
+ * writer publishes, and a handoff left to the woken waiter. NR=2 NS=1 NW=2
+ * combines both (epoch: ten million states; qsbr: four times more), and
+ * NR=1 NS=1 NW=3 lets the next driver end a handoff before the woken
+ * waiter does. One reader and one writer
+ * already show each busted variant below. Not covered: registration and
+ * thread exit (readers are registered from the start and never leave),
+ * deadlines, stall warnings and abort() (waits have no timeout: the model
+ * asks that they end anyway), counter wrap (Python integers do not wrap).
  *
  * Busted variants (spin -DBUSTED=k -run grace_period.pml); each must fail:
  *
