@@ -1,13 +1,15 @@
 /*
  * A model of rcu's grace-period protocol, for the spin model checker.
  *
- * How to run (spin 6 generates the verifier, compiles it and runs it; do it
- * in a scratch directory, spin writes pan* and *.trail files into the current
- * one):
+ * How to run (spin 6 generates the verifier, compiles it and runs it, and
+ * leaves pan and any grace_period.pml.trail in the current directory, which
+ * .gitignore covers at the repository root):
  *
- *     spin -run grace_period.pml                 # must report "errors: 0"
- *     spin -DBUSTED=k -run grace_period.pml      # must report errors >= 1
- *     spin -t -p grace_period.pml                # replays a trail it wrote
+ *     spin -run tests/model/grace_period.pml             # "errors: 0"
+ *     spin -DBUSTED=k -run tests/model/grace_period.pml  # errors >= 1
+ *     spin -DBUSTED=k -t -p tests/model/grace_period.pml # replays the trail
+ *
+ * (the replay needs the -D switches of the run that wrote the trail).
  *
  * Switches (cpp macros, -DNAME on spin's command line), each combination a
  * separate run; tests/model/test_grace_period_model.py runs all of them:
@@ -51,11 +53,11 @@
  *      it asserts depth 0 and, for the epoch flavor, a visible ctr of 0
  *      whenever it blocks on a gate (at most once per gate, as the code
  *      does), and with UNBOUNDED_GATE the run must still be deadlock-free
- *      (epoch; see UNBOUNDED_GATE for qsbr). The gate is
- *      released only after the readers that stepped aside on it have been
- *      seen: a reader let through by a gate (not by its timeout) asserts that
- *      a scan that began after it loaded the gate has finished, or that the
- *      grace period that armed the gate has completed.
+ *      (epoch; see UNBOUNDED_GATE for qsbr). The gate is released only
+ *      after the readers that stepped aside on it have been seen: a reader
+ *      let through by a gate (not by its timeout) asserts that a scan that
+ *      began after it loaded the gate has finished, or that the grace
+ *      period that armed the gate has completed.
  *
  * Memory model. The reader side is the native read side's, on TSO (x86):
  * each reader's stores to its own ctr go through a store buffer (one entry:
@@ -89,7 +91,8 @@
  * grace period left with sleepers.
  *
  * Bounds, and what they cover. By default NR = 2 readers, each NS = 2 read
- * sections (epoch: each with a nested section inside; qsbr: NS = 1, an
+ * sections (epoch: each with a nested lock/unlock, which store nothing,
+ * inside; qsbr: NS = 1, an
  * offline/online pair, a section and a quiescent state), and NW = 1 writer:
  * one update, one synchronize, one grace period (gp.ctr 1..2), in which
  * holdouts and bystanders (STEP_ASIDE) coexist and a reader steps aside on
@@ -98,8 +101,8 @@
  * writer publishes, and a handoff left to the woken waiter. NR=2 NS=1 NW=2
  * combines both (epoch: ten million states; qsbr: four times more), and
  * NR=1 NS=1 NW=3 lets the next driver end a handoff before the woken
- * waiter does. One reader and one writer
- * already show each busted variant below. Not covered: registration and
+ * waiter does. One reader and one writer already show each busted variant
+ * below. Not covered: registration and
  * thread exit (readers are registered from the start and never leave),
  * deadlines, stall warnings and abort() (waits have no timeout: the model
  * asks that they end anyway), counter wrap (Python integers do not wrap).
@@ -120,7 +123,9 @@
  *      it leave: the gate assertion of (3). (GIL builds only.)
  *   5  The unlock's fence is removed (epoch unlock; qsbr offline): the load
  *      of waiting passes the store of 0, the driver still reads the old
- *      counter and sleeps, the reader never signals: invalid end state (2).
+ *      counter and sleeps, the reader never signals: invalid end state (2),
+ *      or first, in the epoch flavor, (3)'s check that the reader's ctr is
+ *      visibly 0 when it steps aside.
  *   6  A holdout steps aside before it signals: it waits on a gate that only
  *      the driver's next scan opens, and the driver waits for its signal.
  *      Real waits time out, so this is a switch interval lost per grace
@@ -129,6 +134,7 @@
  *      for that one (completed + 1) instead of the next (completed + 2): the
  *      grace period began before the caller's update, a reader that started
  *      after its bump still holds the replaced version: assertion (1).
+ *      (Implies NW=2 and NR=1 unless given.)
  */
 
 #ifndef BUSTED
