@@ -279,6 +279,14 @@ class Reader:
             gp.signal()
         gate = gp.gate
         if gate is not None and gate is not self.stepped:
+            ctr = self.ctr
+            # ORDER: the gate, then the counter. A reader whose counter is
+            # older than the domain's holds up the grace period in progress
+            # (qsbr, or a relock, raced with a bump): blocking would make that
+            # grace period wait for it. Every gate opens before the next bump,
+            # so a gate loaded before a bump never keeps a holdout waiting.
+            if ctr and ctr != gp.ctr:
+                return
             self.stepped = gate
             # Block until the driver has scanned (it releases the gate) or for
             # one switch interval: either way the interpreter goes to the

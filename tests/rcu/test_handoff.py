@@ -262,3 +262,28 @@ def test_statistics_count_the_time_readers_stepped_aside(domain: rcu.Domain) -> 
     bystander.finish()  # unregisters: its counts stay with the domain
     assert domain.statistics().handoffs >= 1
     assert domain.statistics().handoff_time >= stats.handoff_time
+
+
+def test_a_holdout_of_a_later_grace_period_does_not_step_aside(
+    qsbr_domain: rcu.Domain, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Found by the model (tests/model, BUSTED=8): a qsbr reader in the slow
+    # path of its quiescent state while a new grace period bumps the counter
+    # must not block on that grace period's gate, which waits for it.
+    monkeypatch.setattr(sys, "getswitchinterval", lambda: 5.0)  # a step aside would show
+    reader = qsbr_domain.reader()
+    gp = qsbr_domain._gp
+    gate = threading.Lock()
+    gate.acquire()
+    gp.gate = gate
+    try:
+        gp.ctr += 1  # the bump: the reader's counter is now a holdout's
+        reader._flagged()
+        assert reader.stepped is None, "a holdout stepped aside for its own grace period"
+        reader.quiescent_state()  # its counter is current again: it may step aside
+        gate.release()
+        reader._flagged()
+        assert reader.stepped is gate
+    finally:
+        gp.gate = None
+    qsbr_domain.unregister_thread()
