@@ -244,10 +244,10 @@ def _busy_reader(
 
 
 def _busy_run(
-    flavor: str, readers: int, seconds: float, *, writer: bool
+    flavor: str, readers: int, seconds: float, *, writers: int
 ) -> tuple[list[float], float]:
-    """Grace-period latencies (s) of a writer that synchronizes 1 ms apart, and the
-    readers' boundaries per second."""
+    """Grace-period latencies (s) of ``writers`` threads that each synchronize 1 ms
+    apart (none: the readers alone), and the readers' boundaries per second."""
     domain = rcu.Domain(flavor, name=f"bench-busy-{flavor}")
     stop = threading.Event()
     ready = threading.Barrier(readers + 1)
@@ -259,21 +259,40 @@ def _busy_run(
     for t in threads:
         t.start()
     ready.wait()
-    latencies = []
+    latencies: list[float] = []
+    lock = threading.Lock()  # guards latencies
     start = time.perf_counter()
     end = start + seconds
-    while time.perf_counter() < end:
-        if writer:
+
+    def writer() -> None:
+        while time.perf_counter() < end:
             t0 = time.perf_counter()
             domain.synchronize()
-            latencies.append(time.perf_counter() - t0)
-        time.sleep(0.001)
+            elapsed = time.perf_counter() - t0
+            with lock:
+                latencies.append(elapsed)
+            time.sleep(0.001)
+
+    writer_threads = [threading.Thread(target=writer) for _ in range(writers)]
+    for t in writer_threads:
+        t.start()
+    if not writers:
+        time.sleep(seconds)
+    for t in writer_threads:
+        t.join()
     stop.set()
     elapsed = time.perf_counter() - start
     for t in threads:
         t.join()
     domain.close()
     return latencies, sum(counts) / elapsed
+
+
+def _p50_p99_ms(latencies: list[float]) -> tuple[float, float]:
+    latencies = sorted(latencies)
+    p50 = latencies[len(latencies) // 2] * 1e3
+    p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1e3
+    return p50, p99
 
 
 def grace_period_busy_readers(seconds: float, repeat: int, counts: Sequence[int]) -> None:
@@ -287,13 +306,11 @@ def grace_period_busy_readers(seconds: float, repeat: int, counts: Sequence[int]
             lat: list[float] = []
             kept = []
             for _ in range(repeat):  # interleaved: alone, with writer, alone, ...
-                _, alone = _busy_run(flavor, readers, seconds, writer=False)
-                gp, busy = _busy_run(flavor, readers, seconds, writer=True)
+                _, alone = _busy_run(flavor, readers, seconds, writers=0)
+                gp, busy = _busy_run(flavor, readers, seconds, writers=1)
                 lat += gp
                 kept.append(busy / alone)
-            lat.sort()
-            p50 = lat[len(lat) // 2] * 1e3
-            p99 = lat[min(len(lat) - 1, int(len(lat) * 0.99))] * 1e3
+            p50, p99 = _p50_p99_ms(lat)
             rows.append(
                 (
                     flavor,
@@ -327,42 +344,8 @@ def grace_period_busy_readers(seconds: float, repeat: int, counts: Sequence[int]
 
 def grace_period_many_readers(seconds: float, readers: int = 64, writers: int = 4) -> None:
     banner(f"{readers} busy readers, {writers} writers synchronizing 1 ms apart ({seconds:g} s)")
-    domain = rcu.Domain(name="bench-many")
-    stop = threading.Event()
-    ready = threading.Barrier(readers + 1)
-    counts: list[int] = []
-    threads = [
-        threading.Thread(target=_busy_reader, args=(domain, stop, ready, counts))
-        for _ in range(readers)
-    ]
-    for t in threads:
-        t.start()
-    ready.wait()
-    latencies: list[float] = []
-    lock = threading.Lock()  # guards latencies
-
-    def writer() -> None:
-        end = time.perf_counter() + seconds
-        while time.perf_counter() < end:
-            t0 = time.perf_counter()
-            domain.synchronize()
-            elapsed = time.perf_counter() - t0
-            with lock:
-                latencies.append(elapsed)
-            time.sleep(0.001)
-
-    writer_threads = [threading.Thread(target=writer) for _ in range(writers)]
-    for t in writer_threads:
-        t.start()
-    for t in writer_threads:
-        t.join()
-    stop.set()
-    for t in threads:
-        t.join()
-    domain.close()
-    latencies.sort()
-    p50 = latencies[len(latencies) // 2] * 1e3
-    p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1e3
+    latencies, _ = _busy_run("epoch", readers, seconds, writers=writers)
+    p50, p99 = _p50_p99_ms(latencies)
     print(table(["synchronize() calls", "p50 ms", "p99 ms"], [(len(latencies), p50, p99)]))
 
 

@@ -188,39 +188,11 @@ class QsbrReader(PyRecord):
         return True
 
 
-class _CheckedEpochReader(EpochReader):
-    """Debug mode of the pure-Python epoch reader: every call checks its thread."""
+class _Checked(PyRecord):
+    """Debug mode of the pure-Python records: every read-side call checks its thread.
 
-    __slots__ = ()
-
-    def __enter__(self) -> Self:
-        self._check_owner()
-        return super().__enter__()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self._check_owner()
-        super().__exit__(exc_type, exc, tb)
-
-    def lock(self) -> None:
-        self._check_owner()
-        super().lock()
-
-    def unlock(self) -> None:
-        self._check_owner()
-        super().unlock()
-
-    def relock(self) -> None:
-        self._check_owner()
-        super().relock()
-
-
-class _CheckedQsbrReader(QsbrReader):
-    """Debug mode of the pure-Python qsbr reader: every call checks its thread."""
+    Mixed in before a flavor's record class, so ``super()`` is the flavor's call.
+    """
 
     __slots__ = ()
 
@@ -260,6 +232,18 @@ class _CheckedQsbrReader(QsbrReader):
     def online(self) -> None:
         self._check_owner()
         super().online()
+
+
+class _CheckedEpochReader(_Checked, EpochReader):
+    """Debug mode of the pure-Python epoch reader."""
+
+    __slots__ = ()
+
+
+class _CheckedQsbrReader(_Checked, QsbrReader):
+    """Debug mode of the pure-Python qsbr reader."""
+
+    __slots__ = ()
 
 
 _FLAVORS: dict[str, tuple[type[Reader], type[Reader]]] = {
