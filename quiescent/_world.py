@@ -63,6 +63,7 @@ No user code (kick functions, work, ``on_error``) runs under either lock.
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
 import threading
@@ -782,7 +783,15 @@ class World:
 
     def _describe_holdouts(self) -> str:
         """Name and current stack of every vCPU a section waits for (under ``_lock``)."""
-        frames = sys._current_frames()
+        # The collector held off: on CPython 3.11 a collection triggered inside
+        # sys._current_frames() can hang the interpreter (gh-106883).
+        enabled = gc.isenabled()
+        gc.disable()
+        try:
+            frames = sys._current_frames()
+        finally:
+            if enabled:
+                gc.enable()
         parts = []
         for cpu in self._cpus:
             if not cpu._has_waiter:

@@ -21,6 +21,7 @@ reading stale state.
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
 import sysconfig
@@ -36,9 +37,27 @@ from rcu.errors import UseAfterReclaimError
 __all__ = ["Reclaimable", "describe_holdouts", "poison", "warn_stall"]
 
 
+def current_frames() -> dict[int, FrameType]:
+    """``sys._current_frames()`` with the garbage collector held off.
+
+    CPython 3.11 builds the result while it holds the runtime's thread-list
+    lock; a collection triggered by that allocation can run code that takes
+    the same lock, and the interpreter then hangs with the GIL held (fixed in
+    later CPythons, gh-106883). Disabling the collector for the call is the
+    fix those versions apply internally.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return sys._current_frames()
+    finally:
+        if enabled:
+            gc.enable()
+
+
 def describe_holdouts(readers: Iterable[Reader]) -> str:
     """One paragraph per holdout reader: thread name, state and current stack."""
-    frames = sys._current_frames()
+    frames = current_frames()
     parts = []
     for reader in readers:
         thread = reader.thread
@@ -84,7 +103,7 @@ def warn_stall(message: Warning, holdouts: Sequence[Reader]) -> None:
     """Issue a stall warning at the waiting user code, else at the first holdout's line."""
     frame = _user_frame(sys._getframe(1))
     if frame is None:  # nobody's code waits here (the callback worker)
-        current = sys._current_frames()
+        current = current_frames()
         for reader in holdouts:
             ident = reader.thread.ident
             frame = _user_frame(current.get(ident)) if ident is not None else None

@@ -377,3 +377,10 @@ def test_ending_a_section_normally_does_not_warn() -> None:
         thread.join(WAIT)
         assert not thread.is_alive()
     assert world.statistics().exclusive_sections == 4
+
+
+def test_describing_holdouts_never_hangs_in_a_collection() -> None:
+    # See tests/rcu/test_stall.py: the same CPython 3.11 hang, via a world.
+    from tests.rcu.test_stall import run_frames_under_gc
+
+    run_frames_under_gc("quiescent", "quiescent.World()._describe_holdouts()")

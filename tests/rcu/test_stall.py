@@ -84,3 +84,52 @@ def test_stall_warning_is_a_runtime_warning() -> None:
     assert issubclass(rcu.RcuStallWarning, RuntimeWarning)
     assert rcu.Domain().stall_timeout == pytest.approx(21.0)
     assert PATIENCE > 0
+
+
+# CPython 3.11 hangs with the GIL held when a collection that runs inside
+# sys._current_frames() frees a threading.local (gh-106883, not fixed there).
+# A child interpreter describes holdouts while exactly such garbage waits.
+_FRAMES_UNDER_GC = """
+import gc, sys, threading
+import {module}
+stop = threading.Event()
+threads = [threading.Thread(target=stop.wait) for _ in range(4)]
+for t in threads:
+    t.start()
+class Holder:
+    def __init__(self):
+        self.local = threading.local()
+        self.local.x = 1
+        self.me = self
+for _ in range(300):
+    gc.set_threshold(100000)
+    garbage = [Holder() for _ in range(20)]
+    del garbage
+    gc.set_threshold(1)  # the next allocation collects: inside the call below
+    {call}
+gc.set_threshold(700)
+stop.set()
+for t in threads:
+    t.join()
+print("done")
+"""
+
+
+def run_frames_under_gc(module: str, call: str) -> None:
+    """Run ``call`` in a child with a threading.local cycle collectable inside it."""
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [sys.executable, "-c", _FRAMES_UNDER_GC.format(module=module, call=call)],
+        capture_output=True,
+        text=True,
+        timeout=PATIENCE * 6,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "done"
+
+
+def test_describing_holdouts_never_hangs_in_a_collection() -> None:
+    run_frames_under_gc("rcu._debug", "rcu._debug.describe_holdouts([])")
