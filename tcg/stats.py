@@ -116,7 +116,14 @@ def t_cdf(t: float, df: float) -> float:
         raise ValueError(f"df must be > 0, not {df!r}")
     if math.isinf(df):
         return statistics.NormalDist().cdf(t)
-    tail = 0.5 * _incomplete_beta(df / 2.0, 0.5, df / (df + t * t))
+    t2 = t * t
+    if t2 < df:
+        # Near the center df / (df + t^2) rounds to 1 and the tail formula
+        # loses t: use the central probability P(|T| < |t|) instead.
+        central = _incomplete_beta(0.5, df / 2.0, t2 / (df + t2))
+        tail = 0.5 * (1.0 - central)
+    else:
+        tail = 0.5 * _incomplete_beta(df / 2.0, 0.5, df / (df + t2))
     return 1.0 - tail if t > 0 else tail
 
 
@@ -190,6 +197,12 @@ def ratio_interval(groups: Sequence[Sequence[float]], confidence: float = 0.95) 
     if variance <= 0.0:
         ratio = math.exp(center)
         return Interval(ratio, ratio, ratio)
-    df = variance**2 / sum(v * v / (len(g) - 1) for v, g in zip(parts, groups, strict=True) if v)
+    # Welch-Satterthwaite, on the parts scaled by the largest (tiny variances
+    # would underflow when squared).
+    top = max(parts)
+    scaled = [v / top for v in parts]
+    df = sum(scaled) ** 2 / sum(
+        q * q / (len(g) - 1) for q, g in zip(scaled, groups, strict=True) if q
+    )
     half = t_quantile(0.5 + confidence / 2.0, df) * math.sqrt(variance)
     return Interval(math.exp(center), math.exp(center - half), math.exp(center + half))

@@ -160,3 +160,16 @@ def test_a_corrected_family_of_ties_rarely_makes_a_claim() -> None:
         assert interval is not None
         found += interval.low > 1.0
     assert found == 100
+
+
+def test_t_quantile_just_above_the_center_still_narrows_with_df() -> None:
+    # Found by Hypothesis: near p = 0.5 the tail formula lost t entirely.
+    p = 0.5000000000000001
+    assert t_quantile(p, 1.0) >= t_quantile(p, 2.0) - 1e-12
+    assert t_quantile(p, 2.0) >= 0.0
+
+
+def test_a_ratio_interval_survives_a_variance_that_underflows_when_squared() -> None:
+    interval = ratio_interval([[0.0, 5.65e-121]])
+    assert interval is not None
+    assert interval.low <= interval.estimate <= interval.high
