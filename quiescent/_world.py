@@ -74,7 +74,8 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Any
 
-from quiescent._stats import LatencyWindow, WorldStatistics
+from _latency import LatencyWindow
+from quiescent._stats import WorldStatistics
 from quiescent._work import ASYNC, SAFE, SYNC, ErrorHandler, WorkItem, WorkQueue, print_error
 from quiescent.errors import QuiescentError, QuiescentExitWarning, QuiescentStallWarning
 

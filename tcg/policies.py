@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import quiescent
 import rcu
-from rcu._stats import LatencyWindow
+from _latency import LatencyWindow, Percentiles
 
 if TYPE_CHECKING:
     from tcg.block import TranslationBlock
@@ -52,8 +52,6 @@ __all__ = [
     "StopTheWorldFlush",
     "VcpuHooks",
 ]
-
-Latency = rcu.Percentiles | quiescent.Percentiles
 
 
 def _nothing() -> None:
@@ -100,9 +98,9 @@ class PolicyStatistics:
     reclaims: int
     invalidated: int
     translator_waits: int
-    wait: Latency
-    pause: Latency
-    gp_latency: Latency | None
+    wait: Percentiles
+    pause: Percentiles
+    gp_latency: Percentiles | None
     stepped_aside: float = 0.0
 
 
@@ -485,7 +483,7 @@ class RcuRetire(_PolicyBase):
             invalidated=invalidated,
             translator_waits=waits,
             wait=self._wait_times.percentiles(),
-            pause=rcu.Percentiles.of(()),
+            pause=Percentiles.of(()),
             gp_latency=domain.gp_latency,
             stepped_aside=domain.handoff_time,
         )
