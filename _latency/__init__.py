@@ -25,8 +25,15 @@ __all__ = ["LatencyWindow", "Percentiles"]
 class Percentiles:
     """A latency distribution, in seconds, over the most recent samples.
 
-    ``count`` is the number of samples it was computed from (the window keeps
-    the most recent ones); every other field is 0.0 when ``count`` is 0.
+    Percentiles are nearest-rank: each is one of the samples.
+
+    Attributes:
+        count: The number of samples it was computed from (the window keeps
+            the most recent ones). Every other field is 0.0 when it is 0.
+        p50: The median, in seconds.
+        p90: The 90th percentile, in seconds.
+        p99: The 99th percentile, in seconds.
+        max: The largest sample, in seconds.
     """
 
     count: int

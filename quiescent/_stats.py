@@ -22,22 +22,28 @@ __all__ = ["Percentiles", "WorldStatistics"]
 class WorldStatistics:
     """A snapshot of one :class:`quiescent.World`'s counters.
 
-    ``vcpus`` is the number of registered vCPUs. ``exclusive_sections``
-    counts outermost exclusive sections that have ended (nested ones are part
-    of their outer section). ``kicks`` counts kicks delivered to vCPUs, by
-    exclusive sections and by queued work. ``work_items`` counts work items
-    that have run (synchronous, asynchronous and safe), ``work_errors`` those
-    of them (asynchronous or safe) whose exception went to ``on_error``.
-    ``waiting`` is, for each registered vCPU in registration order,
-    ``(name, seconds)``: the total time it has waited to enter ``running()``
-    because of exclusive sections (the safepoint log).
+    Two latencies describe a stop-the-world pause, both measured from the
+    moment an exclusive section asks the vCPUs to stop (after any earlier
+    section has ended).
 
-    Two latencies describe a stop-the-world pause. ``time_to_quiesce`` runs
-    from the moment an exclusive section asks the vCPUs to stop (after any
-    earlier section has ended) until the last of them has left ``running()``;
-    it grows with the time a vCPU needs to reach its next block boundary.
-    ``pause`` runs from that same moment until the section ends and the vCPUs
-    may run again: the time to quiesce plus the section's own work.
+    Attributes:
+        vcpus: The number of registered vCPUs.
+        exclusive_sections: Outermost exclusive sections that have ended
+            (nested ones are part of their outer section).
+        kicks: Kicks delivered to vCPUs, by exclusive sections and by queued
+            work.
+        work_items: Work items that have run (synchronous, asynchronous and
+            safe).
+        work_errors: Those of them (asynchronous or safe) whose exception
+            went to ``on_error``.
+        time_to_quiesce (quiescent.Percentiles): Until the last vCPU has
+            left ``running()``; it grows with the time a vCPU needs to reach
+            its next block boundary.
+        pause (quiescent.Percentiles): Until the section ends and the vCPUs
+            may run again: the time to quiesce plus the section's own work.
+        waiting: For each registered vCPU in registration order,
+            ``(name, seconds)``: the total time it has waited to enter
+            ``running()`` because of exclusive sections (the safepoint log).
     """
 
     vcpus: int

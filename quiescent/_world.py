@@ -74,6 +74,7 @@ import traceback
 import warnings
 import weakref
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from types import TracebackType
 from typing import Any
 
@@ -265,7 +266,7 @@ class Vcpu:
         """True until :meth:`unregister` (or the thread's exit)."""
         return self._ident is not None
 
-    def running(self) -> _Running:
+    def running(self) -> AbstractContextManager[None]:
         """``with cpu.running():`` marks the stretch between two safe points.
 
         On entry the vCPU waits while an exclusive section is pending or in
@@ -658,7 +659,7 @@ class World:
     # ------------------------------------------------------------------
     # Exclusive sections
 
-    def exclusive(self, timeout: float | None = None) -> _Exclusive:
+    def exclusive(self, timeout: float | None = None) -> AbstractContextManager[None]:
         """``with world.exclusive():`` is ``start_exclusive()`` ... ``end_exclusive()``."""
         if timeout is None:
             return self._exclusive

@@ -216,8 +216,9 @@ class Reader:
     ``debug=True``).
 
     This class holds what both implementations share; the record's fields
-    (``ctr``, ``depth``, ``waiting``, ``stepped``, ``thread``, ``_gp``) live in
-    :class:`PyRecord` or in the C extension's types.
+    (``ctr``, ``depth``, ``waiting``, ``stepped``, ``thread`` and the link to
+    the domain's grace-period state) live in a pure-Python record class or in
+    the C extension's types.
     """
 
     if TYPE_CHECKING:

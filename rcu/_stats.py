@@ -21,15 +21,26 @@ __all__ = ["DomainStatistics", "LatencyWindow", "Percentiles"]
 class DomainStatistics:
     """A snapshot of one :class:`rcu.Domain`'s counters.
 
-    ``pending`` counts callbacks queued and not yet run (or dropped);
-    ``peak_pending`` is its maximum so far: at most ``max_pending``, or
-    ``2 * max_pending`` if callbacks were queued inside read sections, plus
-    what callbacks queue. ``callbacks_dropped`` counts callbacks that
-    ``close(drain=False)`` dropped, or that a failed worker could not run.
-    ``gp_latency`` is the time from a grace period's start to its end.
-    ``stalls`` counts stall warnings issued. ``handoffs`` counts how often
-    readers stepped aside for a waiting grace period (with a GIL only) and
-    ``handoff_time`` is how long they did, in seconds, summed over readers.
+    Attributes:
+        name: The domain's name.
+        flavor: ``"epoch"`` or ``"qsbr"``.
+        grace_periods: Grace periods completed.
+        callbacks_queued: Callbacks accepted by ``call_rcu``.
+        callbacks_invoked: Callbacks that have run (including those that
+            raised).
+        callbacks_failed: Callbacks that raised.
+        callbacks_dropped: Callbacks that ``close(drain=False)`` dropped, or
+            that a failed worker could not run.
+        pending: Callbacks queued and not yet run (or dropped).
+        peak_pending: The maximum of ``pending`` so far: at most
+            ``max_pending``, or ``2 * max_pending`` if callbacks were queued
+            inside read sections, plus what callbacks queue.
+        gp_latency (rcu.Percentiles): The time from a grace period's start to its end.
+        readers: Reader threads registered now.
+        stalls: Stall warnings issued.
+        handoffs: How often readers stepped aside for a waiting grace period
+            (with a GIL only).
+        handoff_time: How long they did, in seconds, summed over readers.
     """
 
     name: str
