@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
+# Document the sources next to this file, not whatever copy is installed.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
 project = "rcu-quiescent"
 author = "The rcu-quiescent developers"
 copyright = "2026, The rcu-quiescent developers"

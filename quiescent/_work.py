@@ -76,7 +76,8 @@ class WorkItem:
         self.fn = fn
         self.args = args
         self.state = QUEUED
-        # Only synchronous callers wait; the event is set once the outcome is stored.
+        # Only synchronous callers wait; the event is set once the outcome is
+        # stored. Its internal lock is a leaf: set() and wait() take no other.
         self.done = threading.Event() if kind == SYNC else None
         self.result: object = None
         self.error: BaseException | None = None
@@ -95,6 +96,9 @@ class WorkQueue:
 
     def __init__(self, name: str) -> None:
         self.name = name
+        # Guards _items, _closed, every item's state, and the owning vCPU's
+        # exit_requested and kick count. Lock order: 2 of 2 in quiescent (see
+        # quiescent._world), a leaf: nothing is taken while it is held.
         self.lock = threading.Lock()
         self._items: collections.deque[WorkItem] = collections.deque()
         self._closed = False

@@ -59,6 +59,9 @@ Locks, and their order
 
 No code path holds both: kicks are delivered after ``_lock`` is released.
 No user code (kick functions, work, ``on_error``) runs under either lock.
+``_worlds_lock`` guards the set of open worlds for the fork handler; it is
+taken alone. The fork handler is the one path that holds several locks: every
+open world's ``_lock``, in ``id`` order, across ``fork()``.
 """
 
 from __future__ import annotations
@@ -72,10 +75,12 @@ import traceback
 import warnings
 import weakref
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from types import TracebackType
 from typing import Any
 
-from quiescent._stats import LatencyWindow, WorldStatistics
+from _latency import LatencyWindow
+from quiescent._stats import WorldStatistics
 from quiescent._work import ASYNC, SAFE, SYNC, ErrorHandler, WorkItem, WorkQueue, print_error
 from quiescent.errors import QuiescentError, QuiescentExitWarning, QuiescentStallWarning
 
@@ -244,7 +249,8 @@ class Vcpu:
         self.exit_requested = False
         self._kicks = 0
         # Set when work is queued on this vCPU and when a run_sync() it made
-        # finishes: what its thread waits on inside its own run_sync().
+        # finishes: what its thread waits on inside its own run_sync(). Its
+        # internal lock is a leaf: set() and wait() take no other.
         self._wake = threading.Event()
         self._section = _Running(self)
         # Watches the thread-local slot that dies with the thread. Kept here,
@@ -261,7 +267,7 @@ class Vcpu:
         """True until :meth:`unregister` (or the thread's exit)."""
         return self._ident is not None
 
-    def running(self) -> _Running:
+    def running(self) -> AbstractContextManager[None]:
         """``with cpu.running():`` marks the stretch between two safe points.
 
         On entry the vCPU waits while an exclusive section is pending or in
@@ -502,7 +508,13 @@ class World:
             _check_callable("on_error", on_error)
         self.name = name if name is not None else f"world-{id(self):x}"
         self._on_error = on_error
+        # Lock 1 of the order in the module docstring (QEMU's
+        # qemu_cpu_list_lock): guards _cpus, every write of _pending, _owner,
+        # _owner_watch, every vCPU's _has_waiter and the counters below. Never
+        # held while a WorkQueue.lock is taken or a kick is delivered.
         self._lock = threading.Lock()
+        # Conditions over _lock: the starter waits for _pending == 1, entering
+        # vCPUs and later starters for _pending == 0.
         self._quiesced = threading.Condition(self._lock)
         self._resume = threading.Condition(self._lock)
         self._pending = 0
@@ -648,7 +660,7 @@ class World:
     # ------------------------------------------------------------------
     # Exclusive sections
 
-    def exclusive(self, timeout: float | None = None) -> _Exclusive:
+    def exclusive(self, timeout: float | None = None) -> AbstractContextManager[None]:
         """``with world.exclusive():`` is ``start_exclusive()`` ... ``end_exclusive()``."""
         if timeout is None:
             return self._exclusive
@@ -888,7 +900,9 @@ def _exit_watcher(
 # section, pending or held by a thread the child does not have, is gone.
 
 _worlds: weakref.WeakSet[World] = weakref.WeakSet()
-_worlds_lock = threading.Lock()  # guards _worlds (a leaf: taken alone)
+# Guards _worlds. A leaf: taken alone, and released before the fork handler
+# takes the worlds' locks.
+_worlds_lock = threading.Lock()
 _forking: list[World] = []
 
 
@@ -910,6 +924,8 @@ def _after_fork_in_child() -> None:
     ident = _get_ident()
     for world in _forking:
         world._pid = os.getpid()
+        # Fresh locks with the roles and order of those in World.__init__ and
+        # WorkQueue.__init__: the parent's are held by the forking thread.
         world._lock = threading.Lock()
         world._quiesced = threading.Condition(world._lock)
         world._resume = threading.Condition(world._lock)

@@ -57,8 +57,11 @@ class Pointer(Generic[T]):
         self._value = value
         self._domain = domain
         self._debug = domain.debug
-        # Serializes writers that read before they write (exchange,
-        # compare_and_set, replace). Readers never take it.
+        # Guards _value against other writers: every store of it (publish,
+        # exchange, compare_and_set, and replace through them) is under it.
+        # Readers never take it. A leaf outside the domain's lock order: it is
+        # released before replace() calls call_rcu, so no domain lock is
+        # taken while it is held, and it is never taken under one.
         self._write_lock = threading.Lock()
 
     @property

@@ -142,8 +142,14 @@ class GracePeriodState(_Counter):
     def __init__(self) -> None:
         self.ctr = 1
         # The handoff gate (see the module docstring): a lock the driver holds
-        # while its grace period waits, None otherwise. Driver only.
+        # while its grace period waits, None otherwise. Driver only. It guards
+        # nothing: readers acquire it (with a timeout, holding no lock and
+        # outside any read section) only to block until the driver opens it.
         self.gate: threading.Lock | None = None
+        # The wake-up signal: a lock used as a binary semaphore (released means
+        # signalled), not a mutex; it guards nothing. Outside the domain's lock
+        # order: release() never blocks, and the driver waits on it holding
+        # none of the domain's locks.
         self._wakeup = threading.Lock()
         self._wakeup.acquire()
 
@@ -164,7 +170,7 @@ class GracePeriodState(_Counter):
 
     def reinit(self) -> None:
         """After fork: a fresh, unsignalled wake-up lock and no handoff gate."""
-        self._wakeup = threading.Lock()
+        self._wakeup = threading.Lock()  # the same role as in __init__
         self._wakeup.acquire()
         self.gate = None
 
@@ -210,8 +216,9 @@ class Reader:
     ``debug=True``).
 
     This class holds what both implementations share; the record's fields
-    (``ctr``, ``depth``, ``waiting``, ``stepped``, ``thread``, ``_gp``) live in
-    :class:`PyRecord` or in the C extension's types.
+    (``ctr``, ``depth``, ``waiting``, ``stepped``, ``thread`` and the link to
+    the domain's grace-period state) live in a pure-Python record class or in
+    the C extension's types.
     """
 
     if TYPE_CHECKING:

@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import quiescent
 import rcu
-from rcu._stats import LatencyWindow
+from _latency import LatencyWindow, Percentiles
 
 if TYPE_CHECKING:
     from tcg.block import TranslationBlock
@@ -52,8 +52,6 @@ __all__ = [
     "StopTheWorldFlush",
     "VcpuHooks",
 ]
-
-Latency = rcu.Percentiles | quiescent.Percentiles
 
 
 def _nothing() -> None:
@@ -100,9 +98,9 @@ class PolicyStatistics:
     reclaims: int
     invalidated: int
     translator_waits: int
-    wait: Latency
-    pause: Latency
-    gp_latency: Latency | None
+    wait: Percentiles
+    pause: Percentiles
+    gp_latency: Percentiles | None
     stepped_aside: float = 0.0
 
 
@@ -144,7 +142,12 @@ class _PolicyBase:
 
     def __init__(self) -> None:
         self._buffer: TranslationBuffer | None = None
-        self._lock = threading.Lock()  # guards the counters below
+        # Guards the counters below and each subclass's own state (see its
+        # __init__). Lock order: taken inside exclusive sections (quiescent)
+        # and rcu callbacks, never held while calling the world, the domain or
+        # guest code; before the buffer's lock (RcuRetire only), and the
+        # buffer never calls the policy under its own lock.
+        self._lock = threading.Lock()
         self._invalidated = 0
         self._waits = 0
         self._wait_times = LatencyWindow()
@@ -197,7 +200,8 @@ class StopTheWorldFlush(_PolicyBase):
         self.world = world
         self._flushes = 0  # written only inside exclusive sections, under _lock
         self._requested: object = None  # the token being flushed for (under _lock)
-        self._flushed = threading.Condition(self._lock)  # _requested was cleared
+        # A condition over _lock: _requested was cleared (a flush has ended).
+        self._flushed = threading.Condition(self._lock)
         self._pauses = LatencyWindow()
 
     def on_full(self) -> object:
@@ -351,13 +355,15 @@ class RcuRetire(_PolicyBase):
         self._retirements = 0
         self._reclaims = 0
         # Guarded by _lock (which comes before the buffer's lock: _reclaim
-        # calls buffer.reclaim under it, so exactly one caller reclaims):
+        # calls buffer.reclaim under it, so exactly one caller reclaims; no
+        # other lock is taken under it):
         self._in_flight = 0  # regions being retired or retired, reclaim pending
         self._retired: set[tuple[int, int]] = set()  # (region, generation) not yet reclaimed
         # The retired regions whose reclaim is queued with call_rcu, oldest
         # first, with the grace-period cookie that covers each.
         self._queued: dict[tuple[int, int], int] = {}
-        self._reclaimed = threading.Condition(self._lock)  # _in_flight went down
+        # A condition over _lock: _in_flight went down.
+        self._reclaimed = threading.Condition(self._lock)
 
     def bind(self, buffer: TranslationBuffer) -> None:
         """Serve ``buffer``; its regions must outnumber ``reserve`` (unless both are 1).
@@ -485,7 +491,7 @@ class RcuRetire(_PolicyBase):
             invalidated=invalidated,
             translator_waits=waits,
             wait=self._wait_times.percentiles(),
-            pause=rcu.Percentiles.of(()),
+            pause=Percentiles.of(()),
             gp_latency=domain.gp_latency,
             stepped_aside=domain.handoff_time,
         )

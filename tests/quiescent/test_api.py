@@ -11,11 +11,8 @@ import threading
 from collections.abc import Callable
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
 
 import quiescent
-from quiescent._stats import LatencyWindow, Percentiles
 from tests.quiescent.helpers import join_all, start_vcpus, stop_all
 
 
@@ -265,35 +262,6 @@ def test_statistics_are_frozen_snapshots(world: quiescent.World) -> None:
     with pytest.raises(dataclasses.FrozenInstanceError):
         after.kicks = 3  # type: ignore[misc]
     assert not hasattr(after, "__dict__")  # slots
-
-
-def test_percentiles_of_known_samples() -> None:
-    samples = [i * 1000 for i in range(1, 101)]  # 1..100 microseconds
-    p = Percentiles.of(reversed(samples))
-    assert p == Percentiles(100, 50e-6, 90e-6, 99e-6, 100e-6)
-    assert Percentiles.of([]) == Percentiles(0, 0.0, 0.0, 0.0, 0.0)
-
-
-@given(st.lists(st.integers(min_value=0, max_value=10**12), max_size=200))
-def test_percentiles_are_ordered_samples(samples: list[int]) -> None:
-    p = Percentiles.of(samples)
-    assert p.count == len(samples)
-    assert p.p50 <= p.p90 <= p.p99 <= p.max
-    if samples:
-        assert p.max == max(samples) / 1e9
-        assert min(samples) / 1e9 <= p.p50
-        # Nearest rank: each percentile is one of the samples.
-        assert {p.p50, p.p90, p.p99} <= {s / 1e9 for s in samples}
-
-
-def test_latency_window_keeps_the_most_recent() -> None:
-    window = LatencyWindow(size=3)
-    for ns in (10**9, 1, 2, 3):
-        window.add(ns)
-    assert window.percentiles().count == 3
-    assert window.percentiles().max == 3e-9
-    with pytest.raises(ValueError, match=">= 1"):
-        LatencyWindow(size=0)
 
 
 @pytest.mark.timeout(30)
