@@ -82,7 +82,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -92,6 +92,7 @@ from tcg.buffer import TranslationBuffer
 from tcg.engines import DEFAULT_ENGINE, ENGINES, engine_available, make_machine
 from tcg.machine import POLICIES, Machine, MachineError, MachineResult, make_policy
 from tcg.policies import PolicyStatistics, RetirePolicy, VcpuHooks
+from tcg.record import CellRecord, Distribution
 from tcg.riscv.elf import parse_elf
 from tcg.riscv.errors import LoaderError
 from tcg.stats import Interval, family_confidence, log_interval, ratio_interval
@@ -490,21 +491,28 @@ def _clip(
 # One run, one cell
 
 
-def _percentiles_ms(samples: Sequence[float]) -> Json:
+def _pauses_ms(samples: Sequence[float]) -> Json:
+    """The ``pause_ms`` distribution of a run from every pause it had, in seconds.
+
+    The probe keeps every pause (not a window of recent ones, as the
+    policies' statistics do) and a run pools them over its executions, so
+    the percentiles are taken here, over all of them: nearest rank, the
+    definition ``rcu.Percentiles`` and ``quiescent.Percentiles`` use.
+    """
     ordered = sorted(samples)
     if not ordered:
-        return {"total": 0.0, "count": 0, "p50": 0.0, "p99": 0.0, "max": 0.0}
+        return Distribution.zero(total=True).to_json()
 
     def rank(q: float) -> float:
         return ordered[max(0, math.ceil(q * len(ordered)) - 1)] * 1e3
 
-    return {
-        "total": sum(ordered) * 1e3,
-        "count": len(ordered),
-        "p50": rank(0.50),
-        "p99": rank(0.99),
-        "max": ordered[-1] * 1e3,
-    }
+    return Distribution(
+        p50=rank(0.50),
+        p99=rank(0.99),
+        max=ordered[-1] * 1e3,
+        count=len(ordered),
+        total=sum(ordered) * 1e3,
+    ).to_json()
 
 
 def _thin(points: Sequence[Any], limit: int) -> list[Any]:
@@ -588,23 +596,11 @@ def _record(
         # vCPU time spent stepping aside for grace periods at block boundaries
         # (RCU under a GIL); part of the time a policy costs vCPUs.
         "stepped_aside_ms": p.stepped_aside * 1e3,
-        "wait_ms": {"p50": p.wait.p50 * 1e3, "p99": p.wait.p99 * 1e3, "max": p.wait.max * 1e3},
-        "pause_ms": _percentiles_ms(samples),
-        "stop_the_world_ms": {
-            "count": p.pause.count,
-            "p50": p.pause.p50 * 1e3,
-            "p99": p.pause.p99 * 1e3,
-            "max": p.pause.max * 1e3,
-        },
-        "time_to_quiesce_ms": {
-            "count": w.time_to_quiesce.count,
-            "p50": w.time_to_quiesce.p50 * 1e3,
-            "p99": w.time_to_quiesce.p99 * 1e3,
-            "max": w.time_to_quiesce.max * 1e3,
-        },
-        "gp_latency_ms": None
-        if gp is None
-        else {"count": gp.count, "p50": gp.p50 * 1e3, "p99": gp.p99 * 1e3, "max": gp.max * 1e3},
+        "wait_ms": Distribution.from_seconds(p.wait, count=False).to_json(),
+        "pause_ms": _pauses_ms(samples),
+        "stop_the_world_ms": Distribution.from_seconds(p.pause).to_json(),
+        "time_to_quiesce_ms": Distribution.from_seconds(w.time_to_quiesce).to_json(),
+        "gp_latency_ms": None if gp is None else Distribution.from_seconds(gp).to_json(),
         "peak_live_kb": b.peak_live_bytes / 1024,
         "peak_retired_kb": b.peak_retired_bytes / 1024,
         # Memory held back: retired bytes whose space cannot be reused yet,
@@ -650,7 +646,7 @@ def _merge(records: list[Json], samples: list[float]) -> Json:
         if parts:
             out[key] = {k: (sum if k == "count" else max)(d[k] for d in parts) for k in parts[0]}
     out["mips"] = out["instructions"] / out["seconds"] / 1e6 if out["seconds"] > 0 else 0.0
-    out["pause_ms"] = _percentiles_ms(samples)
+    out["pause_ms"] = _pauses_ms(samples)
     last = records[-1]
     out["stopped"], out["exit_code"] = last["stopped"], last["exit_code"]
     oks = [r["output_ok"] for r in records]
@@ -712,7 +708,7 @@ def run_cell(
 
 
 def summarize(cell: Cell, runs: Sequence[Json]) -> Json:
-    """A cell's record from its runs, in the order they ran.
+    """A cell's record from its runs, in the order they ran, as the document stores it.
 
     ``mips`` is the median over the runs, ``mips_ci`` the 95% interval of
     their geometric mean (:func:`tcg.stats.log_interval`; None with fewer
@@ -721,7 +717,12 @@ def summarize(cell: Cell, runs: Sequence[Json]) -> Json:
     median run; ``violations`` and ``faults`` add up over every run and
     ``output_ok`` holds only if it held for all. The runs after the first
     that could not run are dropped, and its message is the ``error``.
+    (:class:`tcg.record.CellRecord` is the same record, typed.)
     """
+    return _summary(cell, runs).to_json()
+
+
+def _summary(cell: Cell, runs: Sequence[Json]) -> CellRecord:
     good: list[Json] = []
     error: str | None = None
     for run in runs:
@@ -729,35 +730,31 @@ def summarize(cell: Cell, runs: Sequence[Json]) -> Json:
             error = run["error"]
             break
         good.append(run)
-    out: Json = {
-        "policy": cell.policy,
-        "vcpus": cell.vcpus,
-        "buffer_kb": cell.buffer_kb,
-        "workload": cell.workload,
-        "host_calls": cell.host_calls,
-        "engine": cell.engine,
-    }
+    where = asdict(cell)
     if not good:
-        return out | _empty(error)
+        return CellRecord.failed(where, error)
     by_mips = sorted(good, key=lambda run: run["mips"])
     median = by_mips[(len(by_mips) - 1) // 2]
     oks = [run["output_ok"] for run in good]
     mips = [run["mips"] for run in good]
     ci = log_interval(mips) if all(m > 0 for m in mips) else None
-    out |= median
-    out |= {
-        "mips": statistics.median(mips),
-        "mips_ci": None if ci is None else [ci.low, ci.high],
-        "mips_spread": {"min": by_mips[0]["mips"], "max": by_mips[-1]["mips"], "runs": mips},
-        "runs": [{key: run[key] for key in _RUN_KEYS} | _run_costs(run) for run in good],
-        "repeat": len(good),
-        "violations": sum(run["violations"] for run in good),
-        "faults": sum(run["fault"] is not None for run in good),
-        "output_ok": None if None in oks else all(oks),
-        "completed": all(run["stopped"] == "exit" for run in good),
-        "error": error,
-    }
-    return out
+    spread = {"min": by_mips[0]["mips"], "max": by_mips[-1]["mips"], "runs": mips}
+    return CellRecord.from_json(
+        where
+        | median
+        | {
+            "mips": statistics.median(mips),
+            "mips_ci": None if ci is None else [ci.low, ci.high],
+            "mips_spread": spread,
+            "runs": [{key: run[key] for key in _RUN_KEYS} | _run_costs(run) for run in good],
+            "repeat": len(good),
+            "violations": sum(run["violations"] for run in good),
+            "faults": sum(run["fault"] is not None for run in good),
+            "output_ok": None if None in oks else all(oks),
+            "completed": all(run["stopped"] == "exit" for run in good),
+            "error": error,
+        }
+    )
 
 
 _RUN_KEYS = ("mips", "instructions", "seconds", "executions", "retranslations", "held_back_kb")
@@ -785,47 +782,6 @@ def _warm_up() -> None:
     if not _warmed:
         _warmed = True
         Machine(WORKLOADS["crc32"].path, max_instructions=20_000).run()
-
-
-def _empty(error: str | None) -> Json:
-    zero = {"p50": 0.0, "p99": 0.0, "max": 0.0}
-    return {
-        "mips": 0.0,
-        "mips_spread": {"min": 0.0, "max": 0.0, "runs": []},
-        "instructions": 0,
-        "seconds": 0.0,
-        "stopped": "error",
-        "exit_code": None,
-        "output_ok": False,
-        "fault": None,
-        "violations": 0,
-        "violation_messages": [],
-        "translations": 0,
-        "retranslations": 0,
-        "invalidations": 0,
-        "retirements": 0,
-        "reclaims": 0,
-        "flushes": 0,
-        "translator_waits": 0,
-        "stepped_aside_ms": 0.0,
-        "wait_ms": dict(zero),
-        "pause_ms": {"total": 0.0, "count": 0, **zero},
-        "stop_the_world_ms": {"count": 0, **zero},
-        "time_to_quiesce_ms": {"count": 0, **zero},
-        "gp_latency_ms": None,
-        "peak_live_kb": 0.0,
-        "peak_retired_kb": 0.0,
-        "held_back_kb": 0.0,
-        "timeline": [],
-        "stops": {},
-        "mips_ci": None,
-        "runs": [],
-        "executions": 0,
-        "repeat": 0,
-        "faults": 0,
-        "completed": False,
-        "error": error,
-    }
 
 
 # ----------------------------------------------------------------------
@@ -935,17 +891,18 @@ def run_comparison(settings: Settings, progress: Progress | None = None) -> Json
                 finished(*futures[future], future.result())
     elapsed = time.perf_counter() - started
 
-    def summary(cell: Cell) -> Json:
-        return summarize(cell, [results[r, cell] for r in range(settings.repeat)])
+    def summary(cell: Cell) -> CellRecord:
+        return _summary(cell, [results[r, cell] for r in range(settings.repeat)])
 
-    base = {(c.policy, c.workload, c.vcpus): summary(c) for c in baselines}
+    base = {(c.policy, c.workload, c.vcpus): summary(c).to_json() for c in baselines}
     records = []
     for cell in cells:
         record = summary(cell)
         baseline_mips = base[cell.policy, cell.workload, cell.vcpus]["mips"]
-        record["baseline_mips"] = baseline_mips
-        record["baseline_fraction"] = record["mips"] / baseline_mips if baseline_mips else 0.0
-        records.append(record)
+        fraction = record.mips / baseline_mips if baseline_mips else 0.0
+        records.append(
+            replace(record, baseline_mips=baseline_mips, baseline_fraction=fraction).to_json()
+        )
     config = asdict(settings)
     doc: Json = {
         "version": JSON_VERSION,
