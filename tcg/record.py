@@ -40,45 +40,43 @@ class _Summary(Protocol):
 class Distribution:
     """A latency distribution in milliseconds: median, 99th percentile, maximum.
 
-    ``count`` (how many samples) and ``total`` (their sum) are None where
-    the document does not carry them (``wait_ms`` has neither; only
-    ``pause_ms`` has a total); ``to_json`` then leaves them out.
+    ``count`` is how many samples there were and ``total`` their sum. Not
+    every distribution of the document carries them (``wait_ms`` has
+    neither, only ``pause_ms`` has a total): :meth:`to_json` says which to
+    write, and :meth:`from_json` reads an absent one as 0.
     """
 
     p50: float
     p99: float
     max: float
-    count: int | None = None
-    total: float | None = None
+    count: int = 0
+    total: float = 0.0
 
     @classmethod
-    def from_seconds(cls, summary: _Summary, count: bool = True) -> Distribution:
+    def from_seconds(cls, summary: _Summary) -> Distribution:
         """A summary in seconds (``rcu.Percentiles``, ``quiescent.Percentiles``) in ms."""
         return cls(
             p50=summary.p50 * 1e3,
             p99=summary.p99 * 1e3,
             max=summary.max * 1e3,
-            count=summary.count if count else None,
+            count=summary.count,
         )
 
-    @classmethod
-    def zero(cls, count: bool = True, total: bool = False) -> Distribution:
-        """No samples at all."""
-        return cls(0.0, 0.0, 0.0, 0 if count else None, 0.0 if total else None)
-
-    def to_json(self) -> Json:
-        """The document's dict (``total``, ``count``, ``p50``, ``p99``, ``max``)."""
+    def to_json(self, count: bool = True, total: bool = False) -> Json:
+        """The document's dict: ``total`` and ``count`` if asked for, ``p50``, ``p99``, ``max``."""
         out: Json = {}
-        if self.total is not None:
+        if total:
             out["total"] = self.total
-        if self.count is not None:
+        if count:
             out["count"] = self.count
         return out | {"p50": self.p50, "p99": self.p99, "max": self.max}
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Distribution:
         """The inverse of :meth:`to_json`."""
-        return cls(data["p50"], data["p99"], data["max"], data.get("count"), data.get("total"))
+        return cls(
+            data["p50"], data["p99"], data["max"], data.get("count", 0), data.get("total", 0.0)
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,8 +128,15 @@ class RunSummary:
         return cls(**({"stepped_aside_ms": 0.0} | dict(data)))
 
 
-#: The fields of :class:`CellRecord` that hold a :class:`Distribution`.
-_DISTRIBUTIONS = ("wait_ms", "pause_ms", "stop_the_world_ms", "time_to_quiesce_ms")
+#: The fields of :class:`CellRecord` that hold a :class:`Distribution`, and
+#: which of ``count`` and ``total`` the document stores for each.
+_DISTRIBUTIONS: dict[str, dict[str, bool]] = {
+    "wait_ms": {"count": False},
+    "pause_ms": {"total": True},
+    "stop_the_world_ms": {},
+    "time_to_quiesce_ms": {},
+    "gp_latency_ms": {},
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,7 +207,7 @@ class CellRecord:
     @classmethod
     def failed(cls, cell: Mapping[str, Any], error: str | None) -> CellRecord:
         """The record of a cell none of whose runs could run (``cell``: its six keys)."""
-        zero = Distribution.zero
+        zero = Distribution(0.0, 0.0, 0.0)
         return cls(
             **dict(cell),
             mips=0.0,
@@ -223,10 +228,10 @@ class CellRecord:
             flushes=0,
             translator_waits=0,
             stepped_aside_ms=0.0,
-            wait_ms=zero(count=False),
-            pause_ms=zero(total=True),
-            stop_the_world_ms=zero(),
-            time_to_quiesce_ms=zero(),
+            wait_ms=zero,
+            pause_ms=zero,
+            stop_the_world_ms=zero,
+            time_to_quiesce_ms=zero,
             gp_latency_ms=None,
             peak_live_kb=0.0,
             peak_retired_kb=0.0,
@@ -249,7 +254,9 @@ class CellRecord:
             value = getattr(self, f.name)
             if f.name in ("baseline_mips", "baseline_fraction", "runs") and value is None:
                 continue
-            if isinstance(value, Distribution | Spread):
+            if isinstance(value, Distribution):
+                value = value.to_json(**_DISTRIBUTIONS[f.name])
+            elif isinstance(value, Spread):
                 value = value.to_json()
             elif f.name == "runs":
                 value = [run.to_json() for run in value]
@@ -272,9 +279,8 @@ class CellRecord:
             raise ValueError(f"a cell record needs {', '.join(missing)}")
         values = {name: data[name] for name in known if name in data}
         for name in _DISTRIBUTIONS:
-            values[name] = Distribution.from_json(data[name])
-        gp = data["gp_latency_ms"]
-        values["gp_latency_ms"] = None if gp is None else Distribution.from_json(gp)
+            value = data[name]
+            values[name] = None if value is None else Distribution.from_json(value)
         values["mips_spread"] = Spread.from_json(data["mips_spread"])
         values["violation_messages"] = tuple(data["violation_messages"])
         values["timeline"] = tuple(_triple(point) for point in data["timeline"])

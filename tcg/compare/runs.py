@@ -44,7 +44,7 @@ def _pauses_ms(samples: Sequence[float]) -> Json:
     """
     ordered = sorted(samples)
     if not ordered:
-        return Distribution.zero(total=True).to_json()
+        return Distribution(0.0, 0.0, 0.0).to_json(total=True)
 
     def rank(q: float) -> float:
         return ordered[max(0, math.ceil(q * len(ordered)) - 1)] * 1e3
@@ -55,7 +55,7 @@ def _pauses_ms(samples: Sequence[float]) -> Json:
         max=ordered[-1] * 1e3,
         count=len(ordered),
         total=sum(ordered) * 1e3,
-    ).to_json()
+    ).to_json(total=True)
 
 
 def _thin(points: Sequence[Any], limit: int) -> list[Any]:
@@ -139,7 +139,7 @@ def _record(
         # vCPU time spent stepping aside for grace periods at block boundaries
         # (RCU under a GIL); part of the time a policy costs vCPUs.
         "stepped_aside_ms": p.stepped_aside * 1e3,
-        "wait_ms": Distribution.from_seconds(p.wait, count=False).to_json(),
+        "wait_ms": Distribution.from_seconds(p.wait).to_json(count=False),
         "pause_ms": _pauses_ms(samples),
         "stop_the_world_ms": Distribution.from_seconds(p.pause).to_json(),
         "time_to_quiesce_ms": Distribution.from_seconds(w.time_to_quiesce).to_json(),
