@@ -42,7 +42,7 @@ if __package__ in (None, ""):
 
 from benchmarks.quiescent import bench_quiesce
 from tcg.compare import Settings, comparisons, run_comparison
-from tcg.record import CellRecord, RunSummary
+from tcg.record import CellRecord, RunSummary, records
 from tcg.report import (
     PLOTS,
     precision,
@@ -180,11 +180,6 @@ def _by(cells: Sequence[CellRecord], field: str) -> dict[Any, list[CellRecord]]:
     return dict(sorted(groups.items()))
 
 
-def _cells(cells: Sequence[Json]) -> list[CellRecord]:
-    """A document's cells (or those :func:`pressure_cells` chose), typed."""
-    return [CellRecord.from_json(c) for c in cells]
-
-
 def _baseline_runs(baseline: Json) -> tuple[RunSummary, ...] | None:
     """The runs of a stored no-pressure baseline (None in a document without them)."""
     runs = baseline.get("runs")
@@ -256,7 +251,7 @@ def shape_pause_grows(pressure: Json, quiesce: list[Json], stall: Json) -> tuple
     quiesce at the largest K over the smallest; in the stall scenario,
     flush's longest time to quiesce with host calls inside over outside.
     """
-    flush = [c for c in _cells(pressure_cells(pressure)) if c.policy == "flush"]
+    flush = [c for c in records(pressure_cells(pressure)) if c.policy == "flush"]
     by_vcpus = _by(flush, "vcpus")
     p99 = [_median([c.pause_ms.p99 for c in cs]) for cs in by_vcpus.values()]
     peak = [_median([c.pause_ms.max for c in cs]) for cs in by_vcpus.values()]
@@ -275,7 +270,7 @@ def shape_pause_grows(pressure: Json, quiesce: list[Json], stall: Json) -> tuple
     per_k = {k: _median([r["p50_us"] for r in quiesce if r["k"] == k]) for k in ks}
     k_list = ", ".join(f"K={k}: {per_k[k]:.0f} us" for k in ks)
     k_iv = _k_interval(quiesce)
-    stall_flush = [c for c in _cells(stall["cells"]) if c.policy == "flush"]
+    stall_flush = [c for c in records(stall["cells"]) if c.policy == "flush"]
     quiesce_at = {
         hc: max((c.time_to_quiesce_ms.max for c in stall_flush if c.host_calls == hc),
                 default=0.0)
@@ -317,7 +312,7 @@ def shape_rcu_runs(pressure: Json) -> tuple[str, str]:
     One interval: the vCPU time rcu lost per guest instruction over flush's,
     pooled over the cells where both were under pressure.
     """
-    cells = _cells(pressure_cells(pressure))
+    cells = records(pressure_cells(pressure))
     rcu = [c for c in cells if c.policy in ("rcu", "rcu-qsbr")]
     flush = [c for c in cells if c.policy == "flush"]
     # Exclusive sections the world ran: under RCU only the guest's atomics
@@ -401,7 +396,7 @@ def shape_retranslation(pressure: Json) -> tuple[str, str]:
     One interval: flush's retranslations per run over rcu's, pooled over the
     cells where both were under pressure.
     """
-    cells = _cells(pressure_cells(pressure))
+    cells = records(pressure_cells(pressure))
     totals = {
         p: sum(c.retranslations for c in cells if c.policy == p)
         for p in ("flush", "rcu", "rcu-qsbr")
@@ -454,7 +449,7 @@ def shape_baseline(pressure: Json) -> tuple[str, str]:
     code: dict[int, float] = {}
     for b in pressure["baselines"]:
         code[b["vcpus"]] = max(code.get(b["vcpus"], 0.0), b["peak_live_kb"])
-    fits = [c for c in _cells(pressure["cells"]) if c.buffer_kb >= code.get(c.vcpus, 0.0)]
+    fits = [c for c in records(pressure["cells"]) if c.buffer_kb >= code.get(c.vcpus, 0.0)]
     base = {(b["policy"], b["vcpus"], b["workload"]): b for b in pressure["baselines"]}
     acted = sum(c.retirements + c.flushes for c in fits)
     listed, ok = [], bool(fits) and acted == 0
@@ -490,7 +485,7 @@ def shape_batching(batching: Json) -> tuple[str, str]:
     Two intervals: rcu-batch's throughput over rcu's and over rcu-sync's,
     pooled over the cells where both were under pressure.
     """
-    cells = _cells(pressure_cells(batching))
+    cells = records(pressure_cells(batching))
     rows = []
     stats: dict[str, dict[str, float]] = {}
     for policy, cs in _by(cells, "policy").items():

@@ -14,11 +14,11 @@ throughput in guest MIPS (millions of guest instructions per second).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import Any, Protocol
 
-__all__ = ["CellRecord", "Distribution", "RunSummary", "Spread"]
+__all__ = ["CellRecord", "Distribution", "RunSummary", "Spread", "records"]
 
 Json = dict[str, Any]
 
@@ -292,6 +292,11 @@ class CellRecord:
         runs = data.get("runs")
         values["runs"] = None if runs is None else tuple(RunSummary.from_json(r) for r in runs)
         return cls(**values)
+
+
+def records(cells: Iterable[Mapping[str, Any]]) -> list[CellRecord]:
+    """A document's cells (or a selection of them) as typed records."""
+    return [CellRecord.from_json(c) for c in cells]
 
 
 def _pair(values: Sequence[float]) -> tuple[float, float]:

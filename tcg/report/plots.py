@@ -6,6 +6,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from tcg.record import records
+
 Json = dict[str, Any]
 
 
@@ -64,29 +66,29 @@ def representative(doc: Json) -> list[Json]:
 def plot_pause_timeline(doc: Json, path: Path) -> None:
     """When each vCPU was stopped or waiting because of the policy, one panel per policy."""
     plt = _pyplot()
-    cells = representative(doc)
-    policies = [c["policy"] for c in cells]
+    cells = records(representative(doc))
+    policies = [c.policy for c in cells]
     # Each panel gets room for its rows: 1.1 in. up to 4 vCPUs, more beyond.
-    rows = max(c["vcpus"] for c in cells)
+    rows = max(c.vcpus for c in cells)
     panel = 1.1 * max(1.0, rows / 4)
     fig, axes = plt.subplots(len(cells), 1, figsize=(10, 1.2 + panel * len(cells)), squeeze=False)
-    end = max([c["seconds"] for c in cells] + [1e-3])
+    end = max([c.seconds for c in cells] + [1e-3])
     for ax, c in zip(axes[:, 0], cells, strict=True):
-        color = _color(c["policy"], policies)
-        vcpus = c["vcpus"]
-        shown = sum(len(v) for v in c["stops"].values())
+        color = _color(c.policy, policies)
+        vcpus = c.vcpus
+        shown = sum(len(v) for v in c.stops.values())
         for v in range(vcpus):
-            spans = [(s, e - s) for s, e in c["stops"].get(str(v), [])]
+            spans = [(s, e - s) for s, e in c.stops.get(str(v), ())]
             ax.broken_barh(spans, (v - 0.35, 0.7), facecolors=color, edgecolors=color, lw=0.6)
         ax.set_yticks(range(vcpus), [f"vCPU {v}" for v in range(vcpus)])
         ax.set_ylim(-0.6, vcpus - 0.4)
         ax.set_xlim(0, end)
         ax.invert_yaxis()
         ax.set_title(
-            f"{_label(c['policy'])}: {vcpus} vCPUs, {c['buffer_kb']:g} KiB buffer, "
-            f"{Path(c['workload']).name}; {c['pause_ms']['count']} pauses, "
-            f"{c['pause_ms']['total']:.1f} ms in all"
-            + (f" (the first {shown} shown)" if shown < c["pause_ms"]["count"] else ""),
+            f"{_label(c.policy)}: {vcpus} vCPUs, {c.buffer_kb:g} KiB buffer, "
+            f"{Path(c.workload).name}; {c.pause_ms.count} pauses, "
+            f"{c.pause_ms.total:.1f} ms in all"
+            + (f" (the first {shown} shown)" if shown < c.pause_ms.count else ""),
             fontsize=9,
             loc="left",
         )
@@ -107,25 +109,25 @@ def plot_memory(doc: Json, path: Path) -> None:
     rising lines show.
     """
     plt = _pyplot()
-    cells = representative(doc)
+    cells = records(representative(doc))
     fig, axes = plt.subplots(
         len(cells), 1, figsize=(10, 1.2 + 1.6 * len(cells)), squeeze=False, sharex=True
     )
     for ax, c in zip(axes[:, 0], cells, strict=True):
-        t = [p[0] for p in c["timeline"]]
-        ax.plot(t, [p[1] / 1024 for p in c["timeline"]], label="live", color="k", lw=0.8)
+        t = [p[0] for p in c.timeline]
+        ax.plot(t, [p[1] / 1024 for p in c.timeline], label="live", color="k", lw=0.8)
         ax.plot(
             t,
-            [p[2] / 1024 for p in c["timeline"]],
+            [p[2] / 1024 for p in c.timeline],
             label="held back (retired, space\nnot reusable yet)",
             color="tab:orange",
             lw=0.8,
         )
-        ax.axhline(c["buffer_kb"], ls=":", color="gray", label="buffer size")
+        ax.axhline(c.buffer_kb, ls=":", color="gray", label="buffer size")
         ax.set_ylabel("KiB")
         ax.set_title(
-            f"{_label(c['policy'])}: {c['vcpus']} vCPUs, {c['buffer_kb']:g} KiB buffer, "
-            f"{Path(c['workload']).name}; held back at most {c.get('held_back_kb', 0.0):.1f} KiB"
+            f"{_label(c.policy)}: {c.vcpus} vCPUs, {c.buffer_kb:g} KiB buffer, "
+            f"{Path(c.workload).name}; held back at most {c.held_back_kb:.1f} KiB"
             + ("" if t else " (no samples: the buffer never changed state)"),
             fontsize=9,
             loc="left",
@@ -142,10 +144,10 @@ def plot_memory(doc: Json, path: Path) -> None:
 def plot_throughput(doc: Json, path: Path) -> None:
     """Throughput as a fraction of the no-pressure baseline versus buffer size."""
     plt = _pyplot()
-    cells: list[Json] = doc["cells"]
-    vcpus = sorted({c["vcpus"] for c in cells})
-    policies = list(dict.fromkeys(c["policy"] for c in cells))
-    workloads = list(dict.fromkeys(c["workload"] for c in cells))
+    cells = records(doc["cells"])
+    vcpus = sorted({c.vcpus for c in cells})
+    policies = list(dict.fromkeys(c.policy for c in cells))
+    workloads = list(dict.fromkeys(c.workload for c in cells))
     styles = ["-", "--", ":", "-."]
     fig, axes = plt.subplots(
         1, len(vcpus), figsize=(3.6 * len(vcpus) + 1, 4), squeeze=False, sharey=True
@@ -154,26 +156,22 @@ def plot_throughput(doc: Json, path: Path) -> None:
         for policy in policies:
             for i, w in enumerate(workloads):
                 mine = sorted(
-                    (
-                        c
-                        for c in cells
-                        if (c["policy"], c["vcpus"], c["workload"]) == (policy, n, w)
-                    ),
-                    key=lambda c: c["buffer_kb"],
+                    (c for c in cells if (c.policy, c.vcpus, c.workload) == (policy, n, w)),
+                    key=lambda c: c.buffer_kb,
                 )
                 label = _label(policy) + (f" ({Path(w).name})" if len(workloads) > 1 else "")
-                y = [100 * c["baseline_fraction"] for c in mine]
+                y = [100 * (c.baseline_fraction or 0.0) for c in mine]
                 # The cell's 95% interval of MIPS, over the baseline's median.
                 low, high = [], []
                 for c, v in zip(mine, y, strict=True):
-                    ci, base = c.get("mips_ci"), c.get("baseline_mips") or 0.0
+                    ci, base = c.mips_ci, c.baseline_mips or 0.0
                     lo, hi = (v, v)
                     if ci is not None and base:
                         lo, hi = 100 * ci[0] / base, 100 * ci[1] / base
                     low.append(max(0.0, v - lo))
                     high.append(max(0.0, hi - v))
                 ax.errorbar(
-                    [c["buffer_kb"] for c in mine],
+                    [c.buffer_kb for c in mine],
                     y,
                     yerr=[low, high],
                     capsize=3,
@@ -184,7 +182,7 @@ def plot_throughput(doc: Json, path: Path) -> None:
                 )
         ax.axhline(100, color="gray", ls=":", lw=1)
         ax.set_xscale("log", base=2)
-        sizes = sorted({c["buffer_kb"] for c in cells})
+        sizes = sorted({c.buffer_kb for c in cells})
         ax.set_xticks(sizes, [f"{kb:g}" for kb in sizes])
         ax.minorticks_off()
         ax.set_xlabel("translation buffer (KiB, log scale)")
@@ -203,10 +201,10 @@ def plot_throughput(doc: Json, path: Path) -> None:
 def plot_pause_distribution(doc: Json, path: Path) -> None:
     """Pause p50, p99 and max versus vCPU count, per policy, at the smallest buffer."""
     plt = _pyplot()
-    cells: list[Json] = doc["cells"]
-    workload = cells[0]["workload"]
-    smallest = min(c["buffer_kb"] for c in cells)
-    policies = list(dict.fromkeys(c["policy"] for c in cells))
+    cells = records(doc["cells"])
+    workload = cells[0].workload
+    smallest = min(c.buffer_kb for c in cells)
+    policies = list(dict.fromkeys(c.policy for c in cells))
     fig, axes = plt.subplots(1, 3, figsize=(12, 4), sharey=True)
     for ax, stat in zip(axes, ("p50", "p99", "max"), strict=True):
         for policy in policies:
@@ -214,15 +212,13 @@ def plot_pause_distribution(doc: Json, path: Path) -> None:
                 (
                     c
                     for c in cells
-                    if c["policy"] == policy
-                    and c["buffer_kb"] == smallest
-                    and c["workload"] == workload
+                    if c.policy == policy and c.buffer_kb == smallest and c.workload == workload
                 ),
-                key=lambda c: c["vcpus"],
+                key=lambda c: c.vcpus,
             )
             ax.plot(
-                [c["vcpus"] for c in mine],
-                [c["pause_ms"][stat] for c in mine],
+                [c.vcpus for c in mine],
+                [getattr(c.pause_ms, stat) for c in mine],
                 marker=_marker(policy, policies),
                 markersize=7,
                 fillstyle="none",
@@ -230,7 +226,7 @@ def plot_pause_distribution(doc: Json, path: Path) -> None:
                 label=_label(policy),
             )
         ax.set_yscale("symlog", linthresh=0.01)
-        ax.set_xticks(sorted({c["vcpus"] for c in cells}))
+        ax.set_xticks(sorted({c.vcpus for c in cells}))
         ax.set_xlabel("vCPUs")
         ax.set_title(f"{stat} pause")
         ax.grid(alpha=0.3)

@@ -89,3 +89,13 @@ def test_records_are_frozen() -> None:
     record = CellRecord.failed(dataclasses.asdict(Cell("rcu", 1, 16, "crc32")), None)
     with pytest.raises(dataclasses.FrozenInstanceError):
         record.mips = 1.0  # type: ignore[misc]
+
+
+def test_the_plots_draw_a_stored_document_through_its_records(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    from tcg.report import PLOTS
+
+    doc = json.loads((STORED / "pressure.json").read_text())
+    for name, plot, _ in PLOTS:
+        plot(doc, tmp_path / name)
+        assert (tmp_path / name).read_bytes().startswith(b"\x89PNG")
