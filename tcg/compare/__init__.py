@@ -70,7 +70,8 @@ Modules
 vCPUs stopped), :mod:`tcg.compare.runs` (one run, one cell),
 :mod:`tcg.compare.harness` (the rounds and the document) and
 :mod:`tcg.compare.pairing` (the comparisons); the names below are those of
-the package, and each cell of the document is a :class:`tcg.record.CellRecord`.
+the package (with the limits and types the harness used to export outside
+``__all__``), and each cell of the document is a :class:`tcg.record.CellRecord`.
 """
 
 from tcg.compare.grid import (
@@ -82,8 +83,14 @@ from tcg.compare.grid import (
     check_policy,
     resolve_workload,
 )
+from tcg.compare.grid import GuestProgram as GuestProgram
+from tcg.compare.grid import HostCalls as HostCalls
+from tcg.compare.harness import Progress as Progress
 from tcg.compare.harness import machine_info, run_comparison, schedule
 from tcg.compare.pairing import CONFIDENCE, METRICS, comparisons, pressure_cells
+from tcg.compare.pairing import LOST_FLOOR_MS as LOST_FLOOR_MS
+from tcg.compare.runs import MAX_STOPS_PER_VCPU as MAX_STOPS_PER_VCPU
+from tcg.compare.runs import MAX_TIMELINE as MAX_TIMELINE
 from tcg.compare.runs import run_cell, run_once, summarize
 
 __all__ = [
