@@ -42,6 +42,7 @@ if __package__ in (None, ""):
 
 from benchmarks.quiescent import bench_quiesce
 from tcg.compare import Settings, comparisons, run_comparison
+from tcg.record import CellRecord, RunSummary, records
 from tcg.report import (
     PLOTS,
     precision,
@@ -172,23 +173,32 @@ def _median(values: Sequence[float]) -> float:
     return statistics.median(values) if values else 0.0
 
 
-def _by(cells: Sequence[Json], key: str) -> dict[Any, list[Json]]:
-    groups: dict[Any, list[Json]] = {}
+def _by(cells: Sequence[CellRecord], field: str) -> dict[Any, list[CellRecord]]:
+    groups: dict[Any, list[CellRecord]] = {}
     for c in cells:
-        groups.setdefault(c[key], []).append(c)
+        groups.setdefault(getattr(c, field), []).append(c)
     return dict(sorted(groups.items()))
 
 
-def _runs(cell: Json, key: str) -> list[float]:
-    """Per run, in round order, ``key`` of the cell's runs (floored; empty if not stored)."""
-    return [max(float(run[key]), FLOOR) for run in cell.get("runs") or [] if key in run]
+def _baseline_runs(baseline: Json) -> tuple[RunSummary, ...] | None:
+    """The runs of a stored no-pressure baseline (None in a document without them)."""
+    runs = baseline.get("runs")
+    return None if runs is None else tuple(RunSummary.from_json(r) for r in runs)
 
 
-def _paired(pairs: Sequence[tuple[Json, Json]], key: str) -> Interval | None:
-    """The ratio of ``key`` between the cells of each pair, run by run, pooled over the pairs."""
+Runs = tuple[RunSummary, ...] | None
+
+
+def _runs(runs: Runs, field: str) -> list[float]:
+    """Per run, in round order, ``field`` of each run (floored; empty if not stored)."""
+    return [max(float(getattr(run, field)), FLOOR) for run in runs or ()]
+
+
+def _paired(pairs: Sequence[tuple[Runs, Runs]], field: str) -> Interval | None:
+    """The ratio of ``field`` between the runs of each pair, run by run, pooled over the pairs."""
     groups = []
     for x, y in pairs:
-        xs, ys = _runs(x, key), _runs(y, key)
+        xs, ys = _runs(x, field), _runs(y, field)
         groups.append([math.log(a / b) for a, b in zip(xs, ys, strict=False)])
     if not groups or any(len(g) < 2 for g in groups):
         return None
@@ -241,18 +251,18 @@ def shape_pause_grows(pressure: Json, quiesce: list[Json], stall: Json) -> tuple
     quiesce at the largest K over the smallest; in the stall scenario,
     flush's longest time to quiesce with host calls inside over outside.
     """
-    flush = [c for c in pressure_cells(pressure) if c["policy"] == "flush"]
+    flush = [c for c in records(pressure_cells(pressure)) if c.policy == "flush"]
     by_vcpus = _by(flush, "vcpus")
-    p99 = [_median([c["pause_ms"]["p99"] for c in cs]) for cs in by_vcpus.values()]
-    peak = [_median([c["pause_ms"]["max"] for c in cs]) for cs in by_vcpus.values()]
+    p99 = [_median([c.pause_ms.p99 for c in cs]) for cs in by_vcpus.values()]
+    peak = [_median([c.pause_ms.max for c in cs]) for cs in by_vcpus.values()]
     vcpu_list = ", ".join(
         f"{v}: {a:.2f} / {b:.1f}" for v, a, b in zip(by_vcpus, p99, peak, strict=True)
     )
     most, fewest = (max(by_vcpus), min(by_vcpus)) if by_vcpus else (0, 0)
-    at = {(c["vcpus"], c["buffer_kb"]): c for c in flush}
+    at = {(c.vcpus, c.buffer_kb): c for c in flush}
     pairs = [
-        (at[most, kb], at[fewest, kb])
-        for kb in sorted({c["buffer_kb"] for c in flush})
+        (at[most, kb].runs, at[fewest, kb].runs)
+        for kb in sorted({c.buffer_kb for c in flush})
         if (most, kb) in at and (fewest, kb) in at
     ]
     vcpus_iv = _paired(pairs, "pause_max_ms") if most != fewest else None
@@ -260,17 +270,17 @@ def shape_pause_grows(pressure: Json, quiesce: list[Json], stall: Json) -> tuple
     per_k = {k: _median([r["p50_us"] for r in quiesce if r["k"] == k]) for k in ks}
     k_list = ", ".join(f"K={k}: {per_k[k]:.0f} us" for k in ks)
     k_iv = _k_interval(quiesce)
-    stall_flush = [c for c in stall["cells"] if c["policy"] == "flush"]
+    stall_flush = [c for c in records(stall["cells"]) if c.policy == "flush"]
     quiesce_at = {
-        hc: max((c["time_to_quiesce_ms"]["max"] for c in stall_flush if c["host_calls"] == hc),
+        hc: max((c.time_to_quiesce_ms.max for c in stall_flush if c.host_calls == hc),
                 default=0.0)
         for hc in ("inside", "outside")
     }  # fmt: skip
-    placed = {(c["vcpus"], c["host_calls"]): c for c in stall_flush}
+    placed = {(c.vcpus, c.host_calls): c for c in stall_flush}
     stall_iv = _paired(
         [
-            (placed[v, "inside"], placed[v, "outside"])
-            for v in sorted({c["vcpus"] for c in stall_flush})
+            (placed[v, "inside"].runs, placed[v, "outside"].runs)
+            for v in sorted({c.vcpus for c in stall_flush})
             if (v, "inside") in placed and (v, "outside") in placed
         ],
         "quiesce_max_ms",
@@ -302,28 +312,28 @@ def shape_rcu_runs(pressure: Json) -> tuple[str, str]:
     One interval: the vCPU time rcu lost per guest instruction over flush's,
     pooled over the cells where both were under pressure.
     """
-    cells = pressure_cells(pressure)
-    rcu = [c for c in cells if c["policy"] in ("rcu", "rcu-qsbr")]
-    flush = [c for c in cells if c["policy"] == "flush"]
+    cells = records(pressure_cells(pressure))
+    rcu = [c for c in cells if c.policy in ("rcu", "rcu-qsbr")]
+    flush = [c for c in cells if c.policy == "flush"]
     # Exclusive sections the world ran: under RCU only the guest's atomics
     # (amoadd, once per hart) take one; under flush, atomics and flushes.
-    sections_rcu = sum(c["time_to_quiesce_ms"]["count"] for c in rcu)
-    sections_flush = sum(c["time_to_quiesce_ms"]["count"] for c in flush)
-    flushes = sum(c["flushes"] for c in flush)
+    sections_rcu = sum(c.time_to_quiesce_ms.count for c in rcu)
+    sections_flush = sum(c.time_to_quiesce_ms.count for c in flush)
+    flushes = sum(c.flushes for c in flush)
     regions = pressure["config"]["regions"]  # rcu and rcu-qsbr hold one region at most
-    held = [c.get("held_back_kb", c["peak_retired_kb"]) for c in rcu]
-    bound_ok = all(h <= c["buffer_kb"] / regions + 1e-6 for h, c in zip(held, rcu, strict=True))
-    worst = max((h / c["buffer_kb"] for h, c in zip(held, rcu, strict=True)), default=0.0)
-    flush_held = max((c.get("held_back_kb", 0.0) for c in flush), default=0.0)
-    at = {(c["vcpus"], c["buffer_kb"], c["workload"]): c for c in flush}
+    held = [c.held_back_kb for c in rcu]
+    bound_ok = all(h <= c.buffer_kb / regions + 1e-6 for h, c in zip(held, rcu, strict=True))
+    worst = max((h / c.buffer_kb for h, c in zip(held, rcu, strict=True)), default=0.0)
+    flush_held = max((c.held_back_kb for c in flush), default=0.0)
+    at = {(c.vcpus, c.buffer_kb, c.workload): c for c in flush}
     pairs = [
-        (c, at[c["vcpus"], c["buffer_kb"], c["workload"]])
+        (c.runs, at[c.vcpus, c.buffer_kb, c.workload].runs)
         for c in cells
-        if c["policy"] == "rcu" and (c["vcpus"], c["buffer_kb"], c["workload"]) in at
+        if c.policy == "rcu" and (c.vcpus, c.buffer_kb, c.workload) in at
     ]
     lost = _lost_interval(pairs)
     near_zero = _below(lost, 0.25)
-    atomics_only = sections_rcu <= sum(c["vcpus"] for c in rcu)
+    atomics_only = sections_rcu <= sum(c.vcpus for c in rcu)
     status = "reproduced" if near_zero and bound_ok and atomics_only else "partly reproduced"
     text = (
         f"RCU's reclamation stopped no vCPU: its {len(rcu)} cells under pressure ran "
@@ -339,11 +349,11 @@ def shape_rcu_runs(pressure: Json) -> tuple[str, str]:
     if near_zero:
         text += "RCU cost vCPUs at most a quarter of what the flush cost them."
     else:
-        waits = sum(c["pause_ms"]["total"] for c in rcu)
-        stepped = sum(c.get("stepped_aside_ms", 0.0) for c in rcu)
-        gps = [c["gp_latency_ms"] for c in rcu if c.get("gp_latency_ms")]
-        gp50 = statistics.median(g["p50"] for g in gps) if gps else 0.0
-        gp99 = statistics.median(g["p99"] for g in gps) if gps else 0.0
+        waits = sum(c.pause_ms.total for c in rcu)
+        stepped = sum(c.stepped_aside_ms for c in rcu)
+        gps = [c.gp_latency_ms for c in rcu if c.gp_latency_ms is not None]
+        gp50 = statistics.median(g.p50 for g in gps) if gps else 0.0
+        gp99 = statistics.median(g.p99 for g in gps) if gps else 0.0
         text += (
             "The interval does not put RCU's lost time near zero. Under the GIL one vCPU "
             "runs at a time, and a grace period gets the interpreter only because the other "
@@ -360,22 +370,17 @@ def shape_rcu_runs(pressure: Json) -> tuple[str, str]:
     return status, text
 
 
-def _lost_interval(pairs: Sequence[tuple[Json, Json]]) -> Interval | None:
-    """vCPU time lost per guest instruction, the first cell of each pair over the second."""
+def _lost_interval(pairs: Sequence[tuple[Runs, Runs]]) -> Interval | None:
+    """vCPU time lost per guest instruction, the first runs of each pair over the second."""
     groups = []
     for x, y in pairs:
         per = [
             [
-                max(
-                    (r["pause_ms"] + r.get("stepped_aside_ms", 0.0))
-                    * 1e6
-                    / max(r["instructions"], 1),
-                    FLOOR,
-                )
-                for r in c["runs"]
+                max((r.pause_ms + r.stepped_aside_ms) * 1e6 / max(r.instructions, 1), FLOOR)
+                for r in runs
             ]
-            for c in (x, y)
-            if c.get("runs")
+            for runs in (x, y)
+            if runs
         ]
         if len(per) < 2:
             return None
@@ -391,23 +396,23 @@ def shape_retranslation(pressure: Json) -> tuple[str, str]:
     One interval: flush's retranslations per run over rcu's, pooled over the
     cells where both were under pressure.
     """
-    cells = pressure_cells(pressure)
+    cells = records(pressure_cells(pressure))
     totals = {
-        p: sum(c["retranslations"] for c in cells if c["policy"] == p)
+        p: sum(c.retranslations for c in cells if c.policy == p)
         for p in ("flush", "rcu", "rcu-qsbr")
     }
     per_kb = {
         kb: (
-            sum(c["retranslations"] for c in cs if c["policy"] == "flush"),
-            sum(c["retranslations"] for c in cs if c["policy"] == "rcu"),
+            sum(c.retranslations for c in cs if c.policy == "flush"),
+            sum(c.retranslations for c in cs if c.policy == "rcu"),
         )
         for kb, cs in _by(cells, "buffer_kb").items()
     }
-    at = {(c["vcpus"], c["buffer_kb"]): c for c in cells if c["policy"] == "rcu"}
+    at = {(c.vcpus, c.buffer_kb): c for c in cells if c.policy == "rcu"}
     pairs = [
-        (c, at[c["vcpus"], c["buffer_kb"]])
+        (c.runs, at[c.vcpus, c.buffer_kb].runs)
         for c in cells
-        if c["policy"] == "flush" and (c["vcpus"], c["buffer_kb"]) in at
+        if c.policy == "flush" and (c.vcpus, c.buffer_kb) in at
     ]
     interval = _paired(pairs, "retranslations")
     detail = "; ".join(f"{kb:g} KiB: {f} against {r}" for kb, (f, r) in per_kb.items())
@@ -444,17 +449,17 @@ def shape_baseline(pressure: Json) -> tuple[str, str]:
     code: dict[int, float] = {}
     for b in pressure["baselines"]:
         code[b["vcpus"]] = max(code.get(b["vcpus"], 0.0), b["peak_live_kb"])
-    fits = [c for c in pressure["cells"] if c["buffer_kb"] >= code.get(c["vcpus"], 0.0)]
+    fits = [c for c in records(pressure["cells"]) if c.buffer_kb >= code.get(c.vcpus, 0.0)]
     base = {(b["policy"], b["vcpus"], b["workload"]): b for b in pressure["baselines"]}
-    acted = sum(c["retirements"] + c["flushes"] for c in fits)
+    acted = sum(c.retirements + c.flushes for c in fits)
     listed, ok = [], bool(fits) and acted == 0
     for policy, cs in _by(fits, "policy").items():
-        pairs = [(c, base[policy, c["vcpus"], c["workload"]]) for c in cs]
+        pairs = [(c.runs, _baseline_runs(base[policy, c.vcpus, c.workload])) for c in cs]
         interval = _paired(pairs, "mips")
         listed.append(f"{policy} {_iv(interval)}")
         ok = ok and interval is not None and interval.low >= 0.85 and interval.high <= 1.15
     text = (
-        f"With {', '.join(f'{kb:g}' for kb in sorted({c['buffer_kb'] for c in fits}))} KiB "
+        f"With {', '.join(f'{kb:g}' for kb in sorted({c.buffer_kb for c in fits}))} KiB "
         f"(the code is {max(code.values(), default=0):.0f} KiB), no policy retired or flushed "
         f"anything ({acted} events). Throughput over the no-pressure baseline, run by run, "
         f"pooled over the vCPU counts: {'; '.join(listed)}. "
@@ -469,9 +474,9 @@ def shape_baseline(pressure: Json) -> tuple[str, str]:
     return ("reproduced" if ok else "not reproduced"), text
 
 
-def _gps(c: Json) -> int:
-    gp = c["gp_latency_ms"]
-    return 0 if gp is None else int(gp["count"])
+def _gps(c: CellRecord) -> int:
+    gp = c.gp_latency_ms
+    return 0 if gp is None else gp.count
 
 
 def shape_batching(batching: Json) -> tuple[str, str]:
@@ -480,17 +485,19 @@ def shape_batching(batching: Json) -> tuple[str, str]:
     Two intervals: rcu-batch's throughput over rcu's and over rcu-sync's,
     pooled over the cells where both were under pressure.
     """
-    cells = pressure_cells(batching)
+    cells = records(pressure_cells(batching))
     rows = []
     stats: dict[str, dict[str, float]] = {}
     for policy, cs in _by(cells, "policy").items():
-        retired = sum(c["retirements"] for c in cs)
+        retired = sum(c.retirements for c in cs)
         stats[policy] = {
             "gp_per_retirement": sum(_gps(c) for c in cs) / max(1, retired),
-            "waits_per_retirement": sum(c["translator_waits"] for c in cs) / max(1, retired),
-            "fraction": _median([c["baseline_fraction"] for c in cs]),
-            "wait_ms": sum(c["pause_ms"]["total"] for c in cs) / len(cs),
-            "retranslations": sum(c["retranslations"] for c in cs) / len(cs),
+            "waits_per_retirement": sum(c.translator_waits for c in cs) / max(1, retired),
+            "fraction": _median(
+                [c.baseline_fraction for c in cs if c.baseline_fraction is not None]
+            ),
+            "wait_ms": sum(c.pause_ms.total for c in cs) / len(cs),
+            "retranslations": sum(c.retranslations for c in cs) / len(cs),
         }
     for policy in ("rcu-sync", "rcu", "rcu-batch"):
         if policy in stats:
@@ -505,13 +512,13 @@ def shape_batching(batching: Json) -> tuple[str, str]:
         return "not measured", "The batching run is missing a policy."
     batched = stats["rcu-batch"]
     fewer_gps = batched["gp_per_retirement"] < 0.75 * stats["rcu"]["gp_per_retirement"]
-    at = {(c["policy"], c["vcpus"], c["buffer_kb"]): c for c in cells}
+    at = {(c.policy, c.vcpus, c.buffer_kb): c for c in cells}
 
     def against(other: str) -> Interval | None:
         pairs = [
-            (c, at[other, c["vcpus"], c["buffer_kb"]])
+            (c.runs, at[other, c.vcpus, c.buffer_kb].runs)
             for c in cells
-            if c["policy"] == "rcu-batch" and (other, c["vcpus"], c["buffer_kb"]) in at
+            if c.policy == "rcu-batch" and (other, c.vcpus, c.buffer_kb) in at
         ]
         return _paired(pairs, "mips")
 

@@ -289,10 +289,10 @@ def test_stall_scenario_compares_host_calls_inside_and_outside(tmp_path: Path) -
 
 def test_a_flush_counts_only_the_part_of_a_sleep_it_overlapped() -> None:
     import quiescent
-    from tcg.compare import _Probe
+    from tcg.compare.probe import Probe
     from tcg.policies import StopTheWorldFlush
 
-    probe = _Probe(StopTheWorldFlush(quiescent.World(name="probe")))
+    probe = Probe(StopTheWorldFlush(quiescent.World(name="probe")))
     # vCPU 0 sleeps 100 ms outside guest code; vCPU 1 waits 2 ms for a flush
     # in the middle of it, and another 1 ms wait starts before the first ends.
     # vCPU 3 spins, leaving guest code many times during the same wait: once.
