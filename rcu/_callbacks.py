@@ -66,16 +66,44 @@ import threading
 import time
 import traceback
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
+from rcu._reader import Reader
 from rcu._stats import DomainStatistics, Percentiles
 from rcu._timeouts import duration, remaining
 from rcu.errors import DomainClosedError, RcuError, ReadSectionError
 
-if TYPE_CHECKING:
-    from rcu._domain import Domain
+__all__ = ["CallbackEngine", "DomainView"]
 
-__all__ = ["CallbackEngine"]
+
+class DomainView(Protocol):
+    """All the engine sees of its domain (as liburcu's call_rcu thread sees a flavor
+    only through urcu-flavor.h): its name, the grace-period numbering, waiting
+    for a grace period, and the calling thread's reader."""
+
+    name: str
+    _completed: int  # grace periods completed so far (read without a lock)
+
+    def _next_target(self) -> int:
+        """The number of the first grace period that starts after this call."""
+
+    def _wait_paused(
+        self, target: int, deadline: float | None, abort: Callable[[], bool] | None = None
+    ) -> bool:
+        """Wait for grace period ``target``, this thread offline meanwhile."""
+
+    def _wake_waiters(self) -> None:
+        """Wake every waiter so that it checks its ``abort``."""
+
+    def _current_reader(self) -> Reader | None:
+        """This thread's reader record, if it is registered."""
+
+    def _in_held_section(self) -> bool:
+        """Is this thread in a read section that holds up grace periods?"""
+
+    def _pause_current(self) -> Reader | None:
+        """Take this thread offline if it holds up grace periods; the reader to resume."""
+
 
 _OPEN, _DRAINING, _DROPPING, _CLOSED, _FAILED = 0, 1, 2, 3, 4
 
@@ -100,7 +128,7 @@ class CallbackEngine:
 
     def __init__(
         self,
-        domain: Domain,
+        domain: DomainView,
         *,
         batch_size: int,
         batch_delay: float,
