@@ -220,6 +220,11 @@ class CallbackEngine:
         resume = self._domain._pause_current()
         try:
             while self._pending >= self._max_pending and self._state == _OPEN:
+                # Force (again) at every wait: the batch that an earlier force
+                # started may have been taken before the backlog refilled, and
+                # the worker would then wait out batch_delay for a fuller batch.
+                self._force = True
+                self._work.notify()
                 self._space.wait()
         finally:
             if resume is not None:

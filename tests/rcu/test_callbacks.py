@@ -248,7 +248,8 @@ def test_backlog_inside_read_section_forces_up_to_a_ceiling(flavor: str) -> None
 
 
 @pytest.mark.timeout(60)
-def test_online_qsbr_producers_keep_the_backlog_bound() -> None:
+@pytest.mark.parametrize("attempt", range(8))  # a lost force showed in about 1 run of 4
+def test_online_qsbr_producers_keep_the_backlog_bound(attempt: int) -> None:
     per_producer = 300
     with open_domain("qsbr", max_pending=10, batch_size=1000, batch_delay=5.0) as d:
         held_up: list[str] = []
