@@ -680,6 +680,11 @@ class Domain:
             self._closed = True
         with _open_domains_lock:
             _open_domains.discard(self)
+        if native is not None:
+            # This thread's fast-lookup entry would keep its reader alive after
+            # the domain is gone (other threads drop theirs when they
+            # unregister or exit); read() after close() takes the slow path.
+            native.set_current(self._key, None)
         # An online qsbr caller goes offline: the worker's last grace
         # periods may be waiting for it while it waits for the worker.
         resume = self._pause_current()

@@ -266,6 +266,12 @@ reader_init(ReaderObject *self, PyObject *args, PyObject *kwds)
     if (!PyArg_ParseTupleAndKeywords(args, kwds, "OO:Reader", kwlist, &gp, &thread)) {
         return -1;
     }
+    if (self->gp != NULL) {
+        /* A live record re-armed by another thread would end its owner's
+         * section under it. */
+        PyErr_SetString(PyExc_TypeError, "a reader record cannot be initialised twice");
+        return -1;
+    }
     PyTypeObject *counter_type = counter_type_of(self);
     if (counter_type == NULL) {
         return -1;
@@ -337,9 +343,11 @@ reader_set_ctr(ReaderObject *self, PyObject *value, void *Py_UNUSED(closure))
         return -1;
     }
     /* From rcu/_domain.py: online at registration (under its registry lock)
-     * or cleared for a thread that unregisters or died. seq_cst: the store
-     * precedes the caller's later loads of waiting. */
+     * or cleared for a thread that unregisters or died.
+     * ORDER: the store, then a fence, so that it precedes the caller's later
+     * load of waiting (as in unlock: no lost wake-up). */
     atomic_store(&self->ctr, (uint64_t)v);
+    atomic_thread_fence(memory_order_seq_cst);
     return 0;
 }
 
@@ -358,6 +366,10 @@ reader_set_depth(ReaderObject *self, PyObject *value, void *Py_UNUSED(closure))
     }
     Py_ssize_t v = PyLong_AsSsize_t(value);
     if (v == -1 && PyErr_Occurred()) {
+        return -1;
+    }
+    if (v < 0) {
+        PyErr_SetString(PyExc_ValueError, "depth must be >= 0");
         return -1;
     }
     atomic_store_explicit(&self->depth, v, memory_order_relaxed);
@@ -381,8 +393,14 @@ reader_set_waiting(ReaderObject *self, PyObject *value, void *Py_UNUSED(closure)
     if (v == -1 && PyErr_Occurred()) {
         return -1;
     }
-    /* ORDER: seq_cst; the driver stores waiting before it reads ctr. */
+    if (v < 0 || v > 2) {
+        PyErr_SetString(PyExc_ValueError, "waiting must be 0, 1 or 2");
+        return -1;
+    }
+    /* ORDER: the driver stores waiting, then reads ctr (is_ongoing fences
+     * before its load; the fence here keeps the pair explicit). */
     atomic_store(&self->waiting, (int)v);
+    atomic_thread_fence(memory_order_seq_cst);
     return 0;
 }
 
@@ -404,14 +422,14 @@ reader_set_gp(ReaderObject *self, PyObject *value, void *Py_UNUSED(closure))
         PyErr_SetString(PyExc_TypeError, "_gp must be an rcu._native.Counter");
         return -1;
     }
-    Py_SETREF(self->gp, (CounterObject *)Py_NewRef(value));
+    Py_XSETREF(self->gp, (CounterObject *)Py_NewRef(value));
     return 0;
 }
 
 static PyObject *
 reader_get_stepped(ReaderObject *self, void *Py_UNUSED(closure))
 {
-    return Py_NewRef(self->stepped);
+    return Py_NewRef(self->stepped ? self->stepped : Py_None);
 }
 
 static int
@@ -421,7 +439,7 @@ reader_set_stepped(ReaderObject *self, PyObject *value, void *Py_UNUSED(closure)
         PyErr_SetString(PyExc_AttributeError, "cannot delete stepped");
         return -1;
     }
-    Py_SETREF(self->stepped, Py_NewRef(value));
+    Py_XSETREF(self->stepped, Py_NewRef(value));
     return 0;
 }
 

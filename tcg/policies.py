@@ -404,11 +404,19 @@ class RcuRetire(_PolicyBase):
                 self._in_flight -= 1
                 self._reclaimed.notify_all()
             return
-        cookie = self.domain.start_poll()
+        try:
+            cookie = self.domain.start_poll()
+        except BaseException:
+            with self._lock:
+                self._in_flight -= 1
+                self._reclaimed.notify_all()
+            raise
         with self._lock:
             self._retirements += 1
             self._retired.add(retired)
             self._queued[retired] = cookie
+            # A translator waiting for reclaims in flight may expedite this one.
+            self._reclaimed.notify_all()
         self.domain.call_rcu(self._reclaim, *retired)
 
     def _reclaim(self, region: int, generation: int) -> None:

@@ -88,3 +88,44 @@ def test_a_handle_used_on_another_thread_raises_at_the_call(flavor: str, debug: 
         if flavor == "qsbr":
             reader.online()
         domain.unregister_thread()
+
+
+@pytest.mark.skipif(rcu.implementation != "c", reason="the C read side's own checks")
+def test_the_c_records_reject_misuse_without_crashing() -> None:
+    from rcu import _native
+
+    bare = _native.EpochReader.__new__(_native.EpochReader)  # never initialised
+    assert bare.stepped is None
+    bare.stepped = None
+    with pytest.raises(rcu.RcuError):
+        bare.lock()
+    with open_domain("epoch", stall_timeout=None) as domain:
+        reader = domain.reader()
+        reader.lock()
+        with pytest.raises(TypeError, match="twice"):
+            reader.__init__(domain._gp, threading.current_thread())  # type: ignore[misc]
+        assert reader.depth == 1, "re-initialising ended the section"
+        with pytest.raises(ValueError, match="depth"):
+            reader.depth = -1
+        with pytest.raises(ValueError, match="waiting"):
+            reader.waiting = 2**32 + 2
+        reader.unlock()
+        domain.unregister_thread()
+
+
+@pytest.mark.skipif(rcu.implementation != "c", reason="the C fast lookup")
+def test_closed_domains_leave_no_reader_in_the_thread_state() -> None:
+    import gc
+
+    def readers() -> int:
+        gc.collect()
+        return sum(isinstance(o, rcu.Reader) for o in gc.get_objects())
+
+    before = readers()
+    for _ in range(50):
+        domain = rcu.Domain(stall_timeout=None)
+        with domain.read():
+            pass
+        domain.close()
+        del domain
+    assert readers() - before < 5  # was 50: one record per closed domain
