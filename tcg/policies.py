@@ -31,6 +31,7 @@ same methods; see the policies guide for a worked example.
 
 from __future__ import annotations
 
+import importlib
 import threading
 import time
 from collections.abc import Callable
@@ -46,11 +47,14 @@ if TYPE_CHECKING:
     from tcg.buffer import TranslationBuffer
 
 __all__ = [
+    "POLICIES",
+    "PolicyFactory",
     "PolicyStatistics",
     "RcuRetire",
     "RetirePolicy",
     "StopTheWorldFlush",
     "VcpuHooks",
+    "make_policy",
 ]
 
 Latency = rcu.Percentiles | quiescent.Percentiles
@@ -493,3 +497,52 @@ class RcuRetire(_PolicyBase):
     def close(self) -> None:
         if self._owns_domain:
             self.domain.close()
+
+
+# ----------------------------------------------------------------------
+# The registry: policies by the names the emulator and rcu-compare know.
+
+#: What makes a policy for a machine: called with the machine's world.
+PolicyFactory = Callable[[quiescent.World], RetirePolicy]
+
+POLICIES: dict[str, PolicyFactory] = {
+    "rcu": lambda world: RcuRetire(flavor="epoch"),
+    "rcu-qsbr": lambda world: RcuRetire(flavor="qsbr"),
+    "rcu-sync": lambda world: RcuRetire(deferred=False),
+    "rcu-batch": lambda world: RcuRetire(reserve=BATCH_RESERVE),
+    "flush": StopTheWorldFlush,
+}
+
+
+def make_policy(policy: str | PolicyFactory, world: quiescent.World) -> RetirePolicy:
+    """A policy by name (``rcu``, ``rcu-qsbr``, ``flush``, ``module:Class``) or factory."""
+    made: object
+    if not isinstance(policy, str) and not callable(policy):
+        raise TypeError(f"policy must be a name or a factory, not {type(policy).__name__}")
+    if callable(policy):
+        made = policy(world)
+    elif isinstance(policy, str) and policy in POLICIES:
+        made = POLICIES[policy](world)
+    elif isinstance(policy, str) and ":" in policy:
+        made = _import_policy(policy, world)
+    else:
+        raise ValueError(
+            f"unknown policy {policy!r}: expected one of {sorted(POLICIES)} or 'module:Class'"
+        )
+    if not isinstance(made, RetirePolicy):
+        raise TypeError(f"{policy!r} did not make a RetirePolicy (got {type(made).__name__})")
+    return made
+
+
+def _import_policy(spec: str, world: quiescent.World) -> object:
+    module_name, _, attr = spec.partition(":")
+    try:
+        factory = getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError) as exc:
+        raise ValueError(f"cannot import policy {spec!r}: {exc}") from None
+    if not callable(factory):
+        raise ValueError(
+            f"policy {spec!r} is a {type(factory).__name__}, not a class or factory "
+            f"(expected 'module:Class')"
+        )
+    return factory(world)

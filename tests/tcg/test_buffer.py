@@ -370,3 +370,15 @@ def test_an_rcu_reserve_must_leave_a_region_for_live_code() -> None:
         TranslationBuffer(1024, 1, single)
     finally:
         single.close()
+
+
+def test_occupancy_is_live_and_retired_bytes() -> None:
+    buffer = _buffer(capacity=400, regions=4)  # 100-byte regions
+    assert buffer.occupancy() == (0, 0)
+    for i in range(3):
+        _add(buffer, 0x100 * (i + 1), size=60)
+    assert buffer.occupancy() == (180, 0)
+    assert buffer.retire_oldest() is not None  # the first region: one 60-byte TB
+    live, retired = buffer.occupancy()
+    stats = buffer.statistics()
+    assert (live, retired) == (120, 60) == (stats.live_bytes, stats.retired_bytes)
