@@ -297,9 +297,9 @@ class TranslationBuffer:
         at most a region: :class:`~tcg.errors.BlockTooLargeError` otherwise);
         ``flags`` (``>= 0``) is part of the key.
 
-        Raises :class:`BufferFullError` when no region is free; the policy
-        has been told (``on_full``) and the caller must wait for space outside
-        its read side, then retry.
+        Raises :class:`BufferFullError` when no region is free, without
+        telling the policy: the caller asks it for its token (``on_full``),
+        waits for space outside its read side, then retries.
 
         One TB per key is published. If one for the same key and the same
         ``[pc, end)`` is already published (another thread translated the
@@ -349,7 +349,7 @@ class TranslationBuffer:
         if replaced:
             self.policy.on_invalidate(replaced)
         if region < 0:
-            raise BufferFullError(self.policy.on_full())
+            raise BufferFullError
         if free_left >= 0:
             self.policy.on_region_start(free_left)
         return tb

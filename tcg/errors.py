@@ -32,11 +32,14 @@ class TcgError(Exception):
 class BufferFullError(TcgError):
     """No region is free for a new TB.
 
-    The translator must leave guest code (its read section or ``running()``)
-    and call ``policy.wait_for_space(error.token)`` before it retries.
+    The translator asks the policy for a token (``policy.on_full()``, still
+    where it found the buffer full), leaves guest code (its read section and
+    ``running()``) and calls ``policy.wait_for_space(token)`` before it
+    retries. ``token`` is None unless the raiser passes one; a policy takes
+    None as "no token: make room from the current state".
     """
 
-    def __init__(self, token: object) -> None:
+    def __init__(self, token: object = None) -> None:
         super().__init__("translation buffer full")
         self.token = token
 

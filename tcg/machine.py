@@ -392,6 +392,7 @@ class Machine:
     ) -> None:
         enter, leave, boundary = hooks.enter, hooks.leave, hooks.boundary
         lookup = self.buffer.lookup
+        on_full = self.policy.on_full
         generations = self.buffer.generations
         limit = self.max_instructions
         inside = self.host_calls == "inside"
@@ -414,8 +415,10 @@ class Machine:
                         if tb is None:
                             try:
                                 tb = self._translate(pc)
-                            except BufferFullError as exc:
-                                token, full = exc.token, True
+                            except BufferFullError:
+                                # Asked here, where the buffer was found full
+                                # (the flush count this hart saw).
+                                token, full = on_full(), True
                                 break
                         fn = tb.fn
                         if fn is special_block:

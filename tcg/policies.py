@@ -19,14 +19,15 @@ the very code it holds. Two answers, one protocol:
 
 The protocol
 ------------
-The buffer calls ``on_full()`` when no region is free (it returns a token
-for ``wait_for_space``), ``on_region_start(free)`` when it starts filling a
-new region, and ``on_invalidate(tbs)`` after unlinking TBs. The cpu loop
-calls ``wait_for_space(token)`` outside guest code (outside ``running()`` and
-any read section) before it retries a translation, and runs guest code
-between the hooks of ``vcpu_hooks()``: ``enter``, ``boundary`` (between two
-TBs: a quiescent point) and ``leave``. A third-party policy implements the
-same methods; see the policies guide for a worked example.
+The buffer calls ``on_region_start(free)`` when it starts filling a new
+region and ``on_invalidate(tbs)`` after unlinking TBs. The cpu loop whose
+translation found no region free (``BufferFullError``) calls ``on_full()``
+there (start making room; it returns a token), then ``wait_for_space(token)``
+outside guest code (outside ``running()`` and any read section) before it
+retries, and runs guest code between the hooks of ``vcpu_hooks()``:
+``enter``, ``boundary`` (between two TBs: a quiescent point) and ``leave``.
+A third-party policy implements the same methods; see the policies guide for
+a worked example.
 """
 
 from __future__ import annotations
@@ -120,7 +121,11 @@ class RetirePolicy(Protocol):
         """Called once by the buffer that uses this policy."""
 
     def on_full(self) -> object:
-        """No region is free: start making room (never block); return a token."""
+        """No region is free: start making room (never block); return a token.
+
+        Called by the translator that found the buffer full, before it leaves
+        guest code to ``wait_for_space(token)``.
+        """
 
     def on_region_start(self, free_regions: int) -> None:
         """The buffer started filling a region; ``free_regions`` are left."""
@@ -129,7 +134,11 @@ class RetirePolicy(Protocol):
         """``tbs`` were unlinked (guest stores to their code)."""
 
     def wait_for_space(self, token: object) -> None:
-        """Block until a translation may succeed again (called outside guest code)."""
+        """Block until a translation may succeed again (called outside guest code).
+
+        ``token`` is what ``on_full()`` returned; None means "no token": make
+        room from the current state.
+        """
 
     def vcpu_hooks(self) -> VcpuHooks:
         """The hooks of the calling vCPU thread (called on that thread)."""
@@ -210,6 +219,8 @@ class StopTheWorldFlush(_PolicyBase):
     def wait_for_space(self, token: object) -> None:
         start = time.perf_counter_ns()
         with self._lock:
+            if token is None:  # no token: flush unless someone does already
+                token = self._requested if self._requested is not None else self._flushes
             # Check and claim under one lock: exactly one waiter per token
             # stops the world; the rest sleep until its section has ended.
             leader = token == self._flushes and self._requested != token

@@ -56,7 +56,32 @@ def test_regions_fill_in_order_then_the_buffer_is_full() -> None:
     assert buffer.region_states() == ["full", "full", "full", "current"]
     with pytest.raises(BufferFullError) as info:
         _add(buffer, 0x9000, size=60)
-    assert info.value.token == 0  # the flush count the caller saw
+    # The buffer only reports; the translator asks the policy for its token.
+    assert info.value.token is None
+    assert buffer.policy.on_full() == 0  # the flush count the caller saw
+
+
+class _CountingFlush(StopTheWorldFlush):
+    fulls = 0
+
+    def on_full(self) -> object:
+        self.fulls += 1
+        return super().on_full()
+
+
+@pytest.mark.timeout(20)
+def test_a_full_buffer_leaves_the_policy_to_the_translator() -> None:
+    policy = _CountingFlush(quiescent.World())
+    buffer = TranslationBuffer(200, 2, policy)
+    _add(buffer, 0x100, size=100)
+    _add(buffer, 0x200, size=100)
+    with pytest.raises(BufferFullError) as info:
+        _add(buffer, 0x300, size=100)
+    assert policy.fulls == 0  # the buffer never calls on_full itself
+    # A caller without a token (None) still gets room: the flush happens.
+    policy.wait_for_space(info.value.token)
+    assert policy.statistics().flushes == 1
+    assert _add(buffer, 0x300, size=100).region in (0, 1)
 
 
 def test_bad_sizes_and_arguments() -> None:
