@@ -9,9 +9,17 @@ This module only re-exports.
 
 from __future__ import annotations
 
-from tcg.block import TranslationBlock, UseAfterReclaimError
-from tcg.buffer import BufferFullError, BufferStatistics, TranslationBuffer, VcpuMark
-from tcg.machine import Machine, MachineConfigError, MachineError, MachineResult
+from tcg.block import TranslationBlock
+from tcg.buffer import BufferStatistics, TranslationBuffer, VcpuMark
+from tcg.errors import (
+    BlockTooLargeError,
+    BufferFullError,
+    MachineConfigError,
+    MachineError,
+    TcgError,
+    UseAfterReclaimError,
+)
+from tcg.machine import Machine, MachineResult
 from tcg.policies import (
     PolicyStatistics,
     RcuRetire,
@@ -21,6 +29,7 @@ from tcg.policies import (
 )
 
 __all__ = [
+    "BlockTooLargeError",
     "BufferFullError",
     "BufferStatistics",
     "Machine",
@@ -31,6 +40,7 @@ __all__ = [
     "RcuRetire",
     "RetirePolicy",
     "StopTheWorldFlush",
+    "TcgError",
     "TranslationBlock",
     "TranslationBuffer",
     "UseAfterReclaimError",

@@ -25,16 +25,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from rcu import UseAfterReclaimError as _RcuUseAfterReclaimError
+from tcg.errors import UseAfterReclaimError
 
 __all__ = ["TranslationBlock", "UseAfterReclaimError"]
 
 #: What a translated block does: run on a vCPU state, return the next guest pc.
 BlockFunction = Callable[..., int]
-
-
-class UseAfterReclaimError(_RcuUseAfterReclaimError):
-    """A vCPU executed a translation block whose region was reclaimed."""
 
 
 class TranslationBlock:

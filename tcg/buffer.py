@@ -69,9 +69,11 @@ from dataclasses import dataclass
 from sortedcontainers import SortedDict
 
 from tcg.block import BlockFunction, TranslationBlock
+from tcg.errors import BlockTooLargeError, BufferFullError
 from tcg.policies import RetirePolicy
 
 __all__ = [
+    "BlockTooLargeError",
     "BufferFullError",
     "BufferStatistics",
     "JumpCache",
@@ -94,18 +96,6 @@ _POISON = b"\xde\xad\xbe\xef"
 
 #: A vCPU's jump cache: a direct-mapped list indexed by ``(pc >> 2) & mask``.
 JumpCache = list[TranslationBlock | None]
-
-
-class BufferFullError(Exception):
-    """No region is free for a new TB.
-
-    The translator must leave guest code (its read section or ``running()``)
-    and call ``policy.wait_for_space(error.token)`` before it retries.
-    """
-
-    def __init__(self, token: object) -> None:
-        super().__init__("translation buffer full")
-        self.token = token
 
 
 def _check_range(pc: int, end: int) -> None:
@@ -304,11 +294,12 @@ class TranslationBuffer:
 
         ``pc`` and ``end`` are guest addresses, ``0 <= pc < end <= 2**32``;
         ``fn`` is the block's callable; ``code`` its host bytes (at least one,
-        at most a region); ``flags`` (``>= 0``) is part of the key.
+        at most a region: :class:`~tcg.errors.BlockTooLargeError` otherwise);
+        ``flags`` (``>= 0``) is part of the key.
 
-        Raises :class:`BufferFullError` when no region is free; the policy
-        has been told (``on_full``) and the caller must wait for space outside
-        its read side, then retry.
+        Raises :class:`BufferFullError` when no region is free, without
+        telling the policy: the caller asks it for its token (``on_full``),
+        waits for space outside its read side, then retries.
 
         One TB per key is published. If one for the same key and the same
         ``[pc, end)`` is already published (another thread translated the
@@ -325,10 +316,7 @@ class TranslationBuffer:
             raise TypeError(f"code must be bytes, not {type(code).__name__}")
         size = len(code)
         if size > self.region_size:
-            raise ValueError(
-                f"a TB of {size} bytes does not fit in a region of {self.region_size} bytes: "
-                f"use a larger buffer or fewer regions"
-            )
+            raise BlockTooLargeError(size, self.region_size)
         if size == 0:
             raise ValueError("a TB needs at least one byte of code")
         key = pc | flags << 32
@@ -361,7 +349,7 @@ class TranslationBuffer:
         if replaced:
             self.policy.on_invalidate(replaced)
         if region < 0:
-            raise BufferFullError(self.policy.on_full())
+            raise BufferFullError
         if free_left >= 0:
             self.policy.on_region_start(free_left)
         return tb
@@ -594,6 +582,15 @@ class TranslationBuffer:
         """The published TBs."""
         with self._lock:
             return list(self._index.values())
+
+    def occupancy(self) -> tuple[int, int]:
+        """``(live_bytes, retired_bytes)``: code published; unpublished, not yet reclaimed.
+
+        The two figures of :meth:`statistics`, read together under the lock
+        without building a snapshot: cheap enough for a sampler.
+        """
+        with self._lock:
+            return self._live, self._retired
 
     def statistics(self) -> BufferStatistics:
         """A frozen snapshot of the buffer's counters."""

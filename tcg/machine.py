@@ -53,20 +53,25 @@ import math
 import os
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import BinaryIO, Literal, Protocol, cast
 
 import quiescent
-from tcg.block import BlockFunction, TranslationBlock, UseAfterReclaimError
-from tcg.buffer import BufferFullError, BufferStatistics, TranslationBuffer, VcpuMark
+from tcg.block import BlockFunction, TranslationBlock
+from tcg.buffer import BufferStatistics, TranslationBuffer, VcpuMark
+from tcg.errors import (
+    BlockTooLargeError,
+    BufferFullError,
+    MachineConfigError,
+    MachineError,
+    UseAfterReclaimError,
+)
 from tcg.policies import (
-    BATCH_RESERVE,
+    POLICIES,
+    PolicyFactory,
     PolicyStatistics,
-    RcuRetire,
-    RetirePolicy,
-    StopTheWorldFlush,
     VcpuHooks,
+    make_policy,
 )
 from tcg.riscv.decode import decode
 from tcg.riscv.elf import DEFAULT_RAM_SIZE, PAGE_SIZE, load_elf
@@ -83,6 +88,7 @@ __all__ = [
     "MachineConfigError",
     "MachineError",
     "MachineResult",
+    "PolicyFactory",
     "make_policy",
     "special_block",
 ]
@@ -95,63 +101,6 @@ _NO_LIMIT = 1 << 62
 RESERVED = 2
 
 Stopped = Literal["exit", "fault", "violation", "limit"]
-PolicyFactory = Callable[[quiescent.World], RetirePolicy]
-
-POLICIES: dict[str, PolicyFactory] = {
-    "rcu": lambda world: RcuRetire(flavor="epoch"),
-    "rcu-qsbr": lambda world: RcuRetire(flavor="qsbr"),
-    "rcu-sync": lambda world: RcuRetire(deferred=False),
-    "rcu-batch": lambda world: RcuRetire(reserve=BATCH_RESERVE),
-    "flush": StopTheWorldFlush,
-}
-
-
-class MachineError(Exception):
-    """The machine failed, not the guest: misuse, a failed hart thread, a bad configuration."""
-
-
-class MachineConfigError(MachineError):
-    """The machine as configured cannot run this program (e.g. a buffer too small for a block).
-
-    Found only once the program runs; arguments that are wrong whatever the
-    program raise ``TypeError``/``ValueError`` when the machine is made.
-    """
-
-
-def make_policy(policy: str | PolicyFactory, world: quiescent.World) -> RetirePolicy:
-    """A policy by name (``rcu``, ``rcu-qsbr``, ``flush``, ``module:Class``) or factory."""
-    made: object
-    if not isinstance(policy, str) and not callable(policy):
-        raise TypeError(f"policy must be a name or a factory, not {type(policy).__name__}")
-    if callable(policy):
-        made = policy(world)
-    elif isinstance(policy, str) and policy in POLICIES:
-        made = POLICIES[policy](world)
-    elif isinstance(policy, str) and ":" in policy:
-        made = _import_policy(policy, world)
-    else:
-        raise ValueError(
-            f"unknown policy {policy!r}: expected one of {sorted(POLICIES)} or 'module:Class'"
-        )
-    if not isinstance(made, RetirePolicy):
-        raise TypeError(f"{policy!r} did not make a RetirePolicy (got {type(made).__name__})")
-    return made
-
-
-def _import_policy(spec: str, world: quiescent.World) -> object:
-    import importlib
-
-    module_name, _, attr = spec.partition(":")
-    try:
-        factory = getattr(importlib.import_module(module_name), attr)
-    except (ImportError, AttributeError) as exc:
-        raise ValueError(f"cannot import policy {spec!r}: {exc}") from None
-    if not callable(factory):
-        raise ValueError(
-            f"policy {spec!r} is a {type(factory).__name__}, not a class or factory "
-            f"(expected 'module:Class')"
-        )
-    return factory(world)
 
 
 @dataclass(frozen=True, slots=True)
@@ -443,6 +392,7 @@ class Machine:
     ) -> None:
         enter, leave, boundary = hooks.enter, hooks.leave, hooks.boundary
         lookup = self.buffer.lookup
+        on_full = self.policy.on_full
         generations = self.buffer.generations
         limit = self.max_instructions
         inside = self.host_calls == "inside"
@@ -465,8 +415,10 @@ class Machine:
                         if tb is None:
                             try:
                                 tb = self._translate(pc)
-                            except BufferFullError as exc:
-                                token, full = exc.token, True
+                            except BufferFullError:
+                                # Asked here, where the buffer was found full
+                                # (the flush count this hart saw).
+                                token, full = on_full(), True
                                 break
                         fn = tb.fn
                         if fn is special_block:
@@ -528,16 +480,17 @@ class Machine:
             # while this one translates, the check below catches it.
             before = bytes(ram[pc : pc + 4 * max_insns])
             fn, end, host = self._generate(pc, max_insns)
-            if len(host) > self.buffer.region_size:
+            try:
+                tb = self.buffer.add(pc, end, fn, host)
+            except BlockTooLargeError as exc:
                 # Too big for a region: fewer instructions per block.
                 if max_insns == 1:
                     raise MachineConfigError(
-                        f"a one-instruction block needs {len(host)} bytes; the buffer's "
-                        f"regions hold {self.buffer.region_size}: use a larger buffer"
-                    )
+                        f"a one-instruction block needs {exc.size} bytes; the buffer's "
+                        f"regions hold {exc.region_size}: use a larger buffer"
+                    ) from None
                 max_insns = max(1, max_insns // 2)
                 continue
-            tb = self.buffer.add(pc, end, fn, host)
             if bytes(ram[pc:end]) == before[: end - pc]:
                 return tb
             self.buffer.invalidate(pc, end)  # rewritten meanwhile: translate again

@@ -19,18 +19,20 @@ the very code it holds. Two answers, one protocol:
 
 The protocol
 ------------
-The buffer calls ``on_full()`` when no region is free (it returns a token
-for ``wait_for_space``), ``on_region_start(free)`` when it starts filling a
-new region, and ``on_invalidate(tbs)`` after unlinking TBs. The cpu loop
-calls ``wait_for_space(token)`` outside guest code (outside ``running()`` and
-any read section) before it retries a translation, and runs guest code
-between the hooks of ``vcpu_hooks()``: ``enter``, ``boundary`` (between two
-TBs: a quiescent point) and ``leave``. A third-party policy implements the
-same methods; see the policies guide for a worked example.
+The buffer calls ``on_region_start(free)`` when it starts filling a new
+region and ``on_invalidate(tbs)`` after unlinking TBs. The cpu loop whose
+translation found no region free (``BufferFullError``) calls ``on_full()``
+there (start making room; it returns a token), then ``wait_for_space(token)``
+outside guest code (outside ``running()`` and any read section) before it
+retries, and runs guest code between the hooks of ``vcpu_hooks()``:
+``enter``, ``boundary`` (between two TBs: a quiescent point) and ``leave``.
+A third-party policy implements the same methods; see the policies guide for
+a worked example.
 """
 
 from __future__ import annotations
 
+import importlib
 import threading
 import time
 from collections.abc import Callable
@@ -46,11 +48,14 @@ if TYPE_CHECKING:
     from tcg.buffer import TranslationBuffer
 
 __all__ = [
+    "POLICIES",
+    "PolicyFactory",
     "PolicyStatistics",
     "RcuRetire",
     "RetirePolicy",
     "StopTheWorldFlush",
     "VcpuHooks",
+    "make_policy",
 ]
 
 
@@ -114,7 +119,11 @@ class RetirePolicy(Protocol):
         """Called once by the buffer that uses this policy."""
 
     def on_full(self) -> object:
-        """No region is free: start making room (never block); return a token."""
+        """No region is free: start making room (never block); return a token.
+
+        Called by the translator that found the buffer full, before it leaves
+        guest code to ``wait_for_space(token)``.
+        """
 
     def on_region_start(self, free_regions: int) -> None:
         """The buffer started filling a region; ``free_regions`` are left."""
@@ -123,7 +132,11 @@ class RetirePolicy(Protocol):
         """``tbs`` were unlinked (guest stores to their code)."""
 
     def wait_for_space(self, token: object) -> None:
-        """Block until a translation may succeed again (called outside guest code)."""
+        """Block until a translation may succeed again (called outside guest code).
+
+        ``token`` is what ``on_full()`` returned; None means "no token": make
+        room from the current state.
+        """
 
     def vcpu_hooks(self) -> VcpuHooks:
         """The hooks of the calling vCPU thread (called on that thread)."""
@@ -210,6 +223,8 @@ class StopTheWorldFlush(_PolicyBase):
     def wait_for_space(self, token: object) -> None:
         start = time.perf_counter_ns()
         with self._lock:
+            if token is None:  # no token: flush unless someone does already
+                token = self._requested if self._requested is not None else self._flushes
             # Check and claim under one lock: exactly one waiter per token
             # stops the world; the rest sleep until its section has ended.
             leader = token == self._flushes and self._requested != token
@@ -507,3 +522,52 @@ class RcuRetire(_PolicyBase):
     def close(self) -> None:
         if self._owns_domain:
             self.domain.close()
+
+
+# ----------------------------------------------------------------------
+# The registry: policies by the names the emulator and rcu-compare know.
+
+#: What makes a policy for a machine: called with the machine's world.
+PolicyFactory = Callable[[quiescent.World], RetirePolicy]
+
+POLICIES: dict[str, PolicyFactory] = {
+    "rcu": lambda world: RcuRetire(flavor="epoch"),
+    "rcu-qsbr": lambda world: RcuRetire(flavor="qsbr"),
+    "rcu-sync": lambda world: RcuRetire(deferred=False),
+    "rcu-batch": lambda world: RcuRetire(reserve=BATCH_RESERVE),
+    "flush": StopTheWorldFlush,
+}
+
+
+def make_policy(policy: str | PolicyFactory, world: quiescent.World) -> RetirePolicy:
+    """A policy by name (``rcu``, ``rcu-qsbr``, ``flush``, ``module:Class``) or factory."""
+    made: object
+    if not isinstance(policy, str) and not callable(policy):
+        raise TypeError(f"policy must be a name or a factory, not {type(policy).__name__}")
+    if callable(policy):
+        made = policy(world)
+    elif isinstance(policy, str) and policy in POLICIES:
+        made = POLICIES[policy](world)
+    elif isinstance(policy, str) and ":" in policy:
+        made = _import_policy(policy, world)
+    else:
+        raise ValueError(
+            f"unknown policy {policy!r}: expected one of {sorted(POLICIES)} or 'module:Class'"
+        )
+    if not isinstance(made, RetirePolicy):
+        raise TypeError(f"{policy!r} did not make a RetirePolicy (got {type(made).__name__})")
+    return made
+
+
+def _import_policy(spec: str, world: quiescent.World) -> object:
+    module_name, _, attr = spec.partition(":")
+    try:
+        factory = getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError) as exc:
+        raise ValueError(f"cannot import policy {spec!r}: {exc}") from None
+    if not callable(factory):
+        raise ValueError(
+            f"policy {spec!r} is a {type(factory).__name__}, not a class or factory "
+            f"(expected 'module:Class')"
+        )
+    return factory(world)

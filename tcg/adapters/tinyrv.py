@@ -90,9 +90,9 @@ from tcg.machine import (
     EngineHart,
     Machine,
     MachineConfigError,
-    PolicyFactory,
     special_block,
 )
+from tcg.policies import PolicyFactory
 from tcg.riscv.decode import decode
 from tcg.riscv.elf import DEFAULT_RAM_SIZE, PAGE_SIZE
 from tcg.riscv.errors import FaultReason, GuestFault

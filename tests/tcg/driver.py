@@ -108,8 +108,8 @@ class Driver:
                             if tb is None:
                                 try:
                                     tb = self._translate(pc)
-                                except BufferFullError as exc:
-                                    token, full = exc.token, True
+                                except BufferFullError:
+                                    token, full = self.policy.on_full(), True
                                     break
                             self._check(tb, generations)
                             next_pc = tb.fn(rng)
@@ -153,10 +153,11 @@ class Driver:
             pc = COLD_BASE + BLOCK_STRIDE * rng.randrange(4096)
             try:
                 self._translate(pc)
-            except BufferFullError as exc:
+            except BufferFullError:
+                token = self.policy.on_full()
                 with self._lock:
                     self.result.full_events += 1
-                self.policy.wait_for_space(exc.token)
+                self.policy.wait_for_space(token)
 
     def run(self, timeout: float = 120.0) -> DriverResult:
         """Run every thread to its step budget and return what was seen."""

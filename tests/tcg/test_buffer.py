@@ -56,7 +56,32 @@ def test_regions_fill_in_order_then_the_buffer_is_full() -> None:
     assert buffer.region_states() == ["full", "full", "full", "current"]
     with pytest.raises(BufferFullError) as info:
         _add(buffer, 0x9000, size=60)
-    assert info.value.token == 0  # the flush count the caller saw
+    # The buffer only reports; the translator asks the policy for its token.
+    assert info.value.token is None
+    assert buffer.policy.on_full() == 0  # the flush count the caller saw
+
+
+class _CountingFlush(StopTheWorldFlush):
+    fulls = 0
+
+    def on_full(self) -> object:
+        self.fulls += 1
+        return super().on_full()
+
+
+@pytest.mark.timeout(20)
+def test_a_full_buffer_leaves_the_policy_to_the_translator() -> None:
+    policy = _CountingFlush(quiescent.World())
+    buffer = TranslationBuffer(200, 2, policy)
+    _add(buffer, 0x100, size=100)
+    _add(buffer, 0x200, size=100)
+    with pytest.raises(BufferFullError) as info:
+        _add(buffer, 0x300, size=100)
+    assert policy.fulls == 0  # the buffer never calls on_full itself
+    # A caller without a token (None) still gets room: the flush happens.
+    policy.wait_for_space(info.value.token)
+    assert policy.statistics().flushes == 1
+    assert _add(buffer, 0x300, size=100).region in (0, 1)
 
 
 def test_bad_sizes_and_arguments() -> None:
@@ -370,3 +395,15 @@ def test_an_rcu_reserve_must_leave_a_region_for_live_code() -> None:
         TranslationBuffer(1024, 1, single)
     finally:
         single.close()
+
+
+def test_occupancy_is_live_and_retired_bytes() -> None:
+    buffer = _buffer(capacity=400, regions=4)  # 100-byte regions
+    assert buffer.occupancy() == (0, 0)
+    for i in range(3):
+        _add(buffer, 0x100 * (i + 1), size=60)
+    assert buffer.occupancy() == (180, 0)
+    assert buffer.retire_oldest() is not None  # the first region: one 60-byte TB
+    live, retired = buffer.occupancy()
+    stats = buffer.statistics()
+    assert (live, retired) == (120, 60) == (stats.live_bytes, stats.retired_bytes)

@@ -11,7 +11,10 @@ from pathlib import Path
 import pytest
 
 import quiescent
+import tcg.machine
+import tcg.policies
 from tcg import RcuRetire, StopTheWorldFlush
+from tcg.block import BlockFunction
 from tcg.machine import Machine, MachineConfigError, MachineError, make_policy
 from tcg.riscv.errors import FaultReason, LoaderError
 from tcg.riscv.translate import LOOP_ITERATIONS
@@ -415,3 +418,23 @@ def test_cli_messages_name_the_problem() -> None:
     help_text = _cli("run", "--help")
     for status in (b"2 ", b"66 ", b"70 ", b"78 ", b"130 "):
         assert status in help_text.stdout
+
+
+def test_the_policy_registry_lives_with_the_policies() -> None:
+    assert tcg.machine.POLICIES is tcg.policies.POLICIES
+    assert make_policy is tcg.policies.make_policy
+    assert set(tcg.policies.POLICIES) == {"rcu", "rcu-qsbr", "rcu-sync", "rcu-batch", "flush"}
+
+
+def test_only_a_block_too_large_makes_the_translator_shrink_blocks() -> None:
+    asked: list[int] = []
+
+    class EmptyCode(Machine):
+        def _generate(self, pc: int, max_insns: int) -> tuple[BlockFunction, int, bytes]:
+            asked.append(max_insns)
+            return int, pc + 4, b""  # a bad block, not a large one
+
+    machine = EmptyCode(WORKLOADS["crc32"].path)
+    with pytest.raises(MachineError, match="at least one byte"):
+        machine.run()
+    assert asked == [machine.max_block_insns]  # tried once, not halved
