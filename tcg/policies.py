@@ -45,7 +45,6 @@ from _latency import LatencyWindow, Percentiles
 
 if TYPE_CHECKING:
     from tcg.block import TranslationBlock
-    from tcg.buffer import TranslationBuffer
 
 __all__ = [
     "POLICIES",
@@ -107,6 +106,25 @@ class PolicyStatistics:
     pause: Percentiles
     gp_latency: Percentiles | None
     stepped_aside: float = 0.0
+
+
+class TranslationBuffer(Protocol):
+    """What a policy needs of the buffer it serves (tcg.TranslationBuffer has it).
+
+    Narrow on purpose: policies retire, reclaim and flush regions; they do
+    not reach into the buffer's index or its caches.
+    """
+
+    regions: int
+
+    def retire_oldest(self) -> tuple[int, int] | None:
+        """Unpublish the oldest full region; its ``(region, generation)``, or None."""
+
+    def reclaim(self, region: int, generation: int) -> bool:
+        """Poison a retired region and make it free; False if already reclaimed."""
+
+    def flush(self) -> int:
+        """Unlink every TB and reclaim every region at once (inside an exclusive section)."""
 
 
 @runtime_checkable

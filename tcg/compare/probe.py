@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from tcg.block import TranslationBlock
 from tcg.buffer import TranslationBuffer
 from tcg.policies import PolicyStatistics, RetirePolicy, VcpuHooks
+from tcg.policies import TranslationBuffer as RegionBuffer
 
 
 class Probe:
@@ -47,9 +48,10 @@ class Probe:
                 self.gaps[self._order[ident]] = []
             return self._order[ident]
 
-    def bind(self, buffer: TranslationBuffer) -> None:
+    def bind(self, buffer: RegionBuffer) -> None:
         self.inner.bind(buffer)
-        self._buffer = buffer
+        # Sampled only when it is the real buffer (it knows its occupancy).
+        self._buffer = buffer if isinstance(buffer, TranslationBuffer) else None
 
     def on_full(self) -> object:
         return self.inner.on_full()
@@ -64,8 +66,8 @@ class Probe:
         vcpu = self._vcpu()
         start = time.perf_counter() - self.t0
         if self._buffer is not None:
-            # Two int reads, no lock: a sample may be a moment stale.
-            self.samples.append((start, self._buffer._live, self._buffer._retired))
+            live, retired = self._buffer.occupancy()
+            self.samples.append((start, live, retired))
         try:
             self.inner.wait_for_space(token)
         finally:

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 import tcg.cli
-from tcg.buffer import RETIRED
+from tcg.buffer import RETIRED, TranslationBuffer
 from tcg.cli import main
 from tcg.policies import RcuRetire, StopTheWorldFlush
 
@@ -54,6 +54,7 @@ class SkipsUnpublish(RcuRetire):
 
     def wait_for_space(self, token: object) -> None:
         buffer = self.buffer
+        assert isinstance(buffer, TranslationBuffer)  # its internals, on purpose
         with buffer._lock:
             region = buffer._full_order.popleft()
             buffer._state[region] = RETIRED  # but its TBs stay in the index
