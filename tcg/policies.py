@@ -108,7 +108,7 @@ class PolicyStatistics:
     stepped_aside: float = 0.0
 
 
-class TranslationBuffer(Protocol):
+class RegionBuffer(Protocol):
     """What a policy needs of the buffer it serves (tcg.TranslationBuffer has it).
 
     Narrow on purpose: policies retire, reclaim and flush regions; they do
@@ -133,7 +133,7 @@ class RetirePolicy(Protocol):
 
     name: str
 
-    def bind(self, buffer: TranslationBuffer) -> None:
+    def bind(self, buffer: RegionBuffer) -> None:
         """Called once by the buffer that uses this policy."""
 
     def on_full(self) -> object:
@@ -172,7 +172,7 @@ class _PolicyBase:
     name = "base"
 
     def __init__(self) -> None:
-        self._buffer: TranslationBuffer | None = None
+        self._buffer: RegionBuffer | None = None
         # Guards the counters below and each subclass's own state (see its
         # __init__). Lock order: taken inside exclusive sections (quiescent)
         # and rcu callbacks, never held while calling the world, the domain or
@@ -183,13 +183,13 @@ class _PolicyBase:
         self._waits = 0
         self._wait_times = LatencyWindow()
 
-    def bind(self, buffer: TranslationBuffer) -> None:
+    def bind(self, buffer: RegionBuffer) -> None:
         if self._buffer is not None and self._buffer is not buffer:
             raise ValueError(f"{type(self).__name__} is already bound to another buffer")
         self._buffer = buffer
 
     @property
-    def buffer(self) -> TranslationBuffer:
+    def buffer(self) -> RegionBuffer:
         """The buffer this policy serves."""
         if self._buffer is None:
             raise RuntimeError(f"{type(self).__name__} is not bound to a buffer yet")
@@ -398,7 +398,7 @@ class RcuRetire(_PolicyBase):
         # A condition over _lock: _in_flight went down.
         self._reclaimed = threading.Condition(self._lock)
 
-    def bind(self, buffer: TranslationBuffer) -> None:
+    def bind(self, buffer: RegionBuffer) -> None:
         """Serve ``buffer``; its regions must outnumber ``reserve`` (unless both are 1).
 
         A reserve of as many regions as the buffer has would retire a region

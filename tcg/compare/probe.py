@@ -14,8 +14,7 @@ from collections.abc import Sequence
 
 from tcg.block import TranslationBlock
 from tcg.buffer import TranslationBuffer
-from tcg.policies import PolicyStatistics, RetirePolicy, VcpuHooks
-from tcg.policies import TranslationBuffer as RegionBuffer
+from tcg.policies import PolicyStatistics, RegionBuffer, RetirePolicy, VcpuHooks
 
 
 class Probe:
