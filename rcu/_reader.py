@@ -279,7 +279,9 @@ class Reader:
     def _flagged(self) -> None:
         """Slow path of leaving a section while a grace period waits (see the module docstring).
 
-        Called by the owner, outside any read section, after its store to ``ctr``.
+        Called by the owner after its store to ``ctr``: outside any section
+        (epoch unlock, qsbr offline) or at the start of a new one (relock, qsbr
+        quiescent_state), which the grace period in progress does not wait for.
         """
         gp = self._gp
         if self.waiting == HOLDOUT:
