@@ -10,7 +10,7 @@ This module only re-exports.
 from __future__ import annotations
 
 from tcg.block import TranslationBlock
-from tcg.buffer import BufferStatistics, TranslationBuffer, VcpuMark
+from tcg.buffer import BufferStatistics, LinkStatistics, TranslationBuffer, VcpuMark
 from tcg.errors import (
     BlockTooLargeError,
     BufferFullError,
@@ -32,6 +32,7 @@ __all__ = [
     "BlockTooLargeError",
     "BufferFullError",
     "BufferStatistics",
+    "LinkStatistics",
     "Machine",
     "MachineConfigError",
     "MachineError",
