@@ -185,9 +185,10 @@ def _merge(records: list[Json], samples: list[float]) -> Json:
     for key in _PEAKS:
         out[key] = max(r[key] for r in records)
     for key in _DISTRIBUTIONS:
-        parts = [r[key] for r in records if r[key] is not None]
-        if parts:
-            out[key] = {k: (sum if k == "count" else max)(d[k] for d in parts) for k in parts[0]}
+        stored = [r[key] for r in records if r[key] is not None]
+        if stored:
+            merged = Distribution.upper_bound([Distribution.from_json(d) for d in stored])
+            out[key] = merged.to_json(count="count" in stored[0], total="total" in stored[0])
     out["mips"] = out["instructions"] / out["seconds"] / 1e6 if out["seconds"] > 0 else 0.0
     out["pause_ms"] = _pauses_ms(samples)
     last = records[-1]
@@ -305,11 +306,12 @@ _RUN_KEYS = ("mips", "instructions", "seconds", "executions", "retranslations", 
 
 
 def _run_costs(run: Json) -> Json:
+    pauses = Distribution.from_json(run["pause_ms"])
     return {
-        "pause_ms": run["pause_ms"]["total"],
-        "stepped_aside_ms": run.get("stepped_aside_ms", 0.0),
-        "pause_max_ms": run["pause_ms"]["max"],
-        "quiesce_max_ms": run["time_to_quiesce_ms"]["max"],
+        "pause_ms": pauses.total,
+        "stepped_aside_ms": run["stepped_aside_ms"],
+        "pause_max_ms": pauses.max,
+        "quiesce_max_ms": Distribution.from_json(run["time_to_quiesce_ms"]).max,
     }
 
 
