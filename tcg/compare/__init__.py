@@ -37,7 +37,7 @@ and records, per vCPU thread, the intervals spent outside guest code (from
 the ``leave`` hook to the next ``enter``) and the intervals in which any
 translator waited for space. An interval outside guest code counts as a
 policy pause when its own vCPU waited for space in it, or, for a policy that
-stops the world (one whose statistics report stop-the-world pauses), when it
+stops the world (one whose statistics report flushes or their latency), when it
 overlaps any vCPU's wait. System calls and atomic steps alone do not count.
 
 Correctness is checked on every run: the guest's output must equal the

@@ -114,7 +114,7 @@ def _record(
             output_ok = expected.startswith(r.stdout)
         else:
             output_ok = False
-    stops_world = p.pause.count > 0 or p.flushes > 0
+    stops_world = p.flush_latency.count > 0 or p.flushes > 0
     pauses = probe.pauses(stops_world)
     samples = [e - s for intervals in pauses.values() for s, e in intervals]
     gp = p.gp_latency
@@ -141,7 +141,7 @@ def _record(
         "stepped_aside_ms": p.stepped_aside * 1e3,
         "wait_ms": Distribution.from_seconds(p.wait).to_json(count=False),
         "pause_ms": _pauses_ms(samples),
-        "stop_the_world_ms": Distribution.from_seconds(p.pause).to_json(),
+        "stop_the_world_ms": Distribution.from_seconds(p.flush_latency).to_json(),
         "time_to_quiesce_ms": Distribution.from_seconds(w.time_to_quiesce).to_json(),
         "gp_latency_ms": None if gp is None else Distribution.from_seconds(gp).to_json(),
         "peak_live_kb": b.peak_live_bytes / 1024,
