@@ -71,7 +71,8 @@ vCPUs stopped), :mod:`tcg.compare.runs` (one run, one cell),
 :mod:`tcg.compare.harness` (the rounds and the document) and
 :mod:`tcg.compare.pairing` (the comparisons); the names below are those of
 the package (with the limits and types the harness used to export outside
-``__all__``), and each cell of the document is a :class:`tcg.record.CellRecord`.
+``__all__``). The document is a :class:`tcg.record.ComparisonDocument` as
+JSON, each of its cells a :class:`tcg.record.CellRecord`.
 """
 
 from tcg.compare.grid import (

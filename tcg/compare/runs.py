@@ -20,7 +20,7 @@ from tcg.compare.probe import Probe
 from tcg.engines import make_machine
 from tcg.machine import Machine, MachineError, MachineResult, make_policy
 from tcg.policies import RetirePolicy
-from tcg.record import CellRecord, Distribution
+from tcg.record import CellRecord, Distribution, RunSummary, Spread
 from tcg.riscv.errors import LoaderError
 from tcg.stats import log_interval
 from tcg.workloads import WORKLOADS
@@ -283,15 +283,15 @@ def cell_record(cell: Cell, runs: Sequence[Json]) -> CellRecord:
     oks = [run["output_ok"] for run in good]
     mips = [run["mips"] for run in good]
     ci = log_interval(mips) if all(m > 0 for m in mips) else None
-    spread = {"min": by_mips[0]["mips"], "max": by_mips[-1]["mips"], "runs": mips}
+    spread = Spread(by_mips[0]["mips"], by_mips[-1]["mips"], tuple(mips))
     return CellRecord.from_json(
         where
         | median
         | {
             "mips": statistics.median(mips),
             "mips_ci": None if ci is None else [ci.low, ci.high],
-            "mips_spread": spread,
-            "runs": [{key: run[key] for key in _RUN_KEYS} | _run_costs(run) for run in good],
+            "mips_spread": spread.to_json(),
+            "runs": [_summary(run).to_json() for run in good],
             "repeat": len(good),
             "violations": sum(run["violations"] for run in good),
             "faults": sum(run["fault"] is not None for run in good),
@@ -302,17 +302,21 @@ def cell_record(cell: Cell, runs: Sequence[Json]) -> CellRecord:
     )
 
 
-_RUN_KEYS = ("mips", "instructions", "seconds", "executions", "retranslations", "held_back_kb")
-
-
-def _run_costs(run: Json) -> Json:
+def _summary(run: Json) -> RunSummary:
+    """What a cell's record keeps of one of its runs."""
     pauses = Distribution.from_json(run["pause_ms"])
-    return {
-        "pause_ms": pauses.total,
-        "stepped_aside_ms": run["stepped_aside_ms"],
-        "pause_max_ms": pauses.max,
-        "quiesce_max_ms": Distribution.from_json(run["time_to_quiesce_ms"]).max,
-    }
+    return RunSummary(
+        mips=run["mips"],
+        instructions=run["instructions"],
+        seconds=run["seconds"],
+        executions=run["executions"],
+        retranslations=run["retranslations"],
+        held_back_kb=run["held_back_kb"],
+        pause_ms=pauses.total,
+        stepped_aside_ms=run["stepped_aside_ms"],
+        pause_max_ms=pauses.max,
+        quiesce_max_ms=Distribution.from_json(run["time_to_quiesce_ms"]).max,
+    )
 
 
 _warmed = False
