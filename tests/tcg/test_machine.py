@@ -298,7 +298,7 @@ class ReclaimAtOnce(RcuRetire):
     def __init__(self, world: quiescent.World) -> None:
         super().__init__()
 
-    def _retire(self, *, force: bool) -> None:
+    def _retire(self) -> None:
         retired = self.buffer.retire_oldest()
         if retired is not None:
             self.buffer.reclaim(*retired)
