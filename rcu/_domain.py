@@ -136,10 +136,16 @@ class Domain:
             max_pending=max_pending,
             on_error=on_error,
         )
-        # read() and reader() go straight to the registry's lookup (in C when
-        # the extension is there): the instance attributes shadow the methods
-        # below, which stay the reference and the documentation.
-        self.__dict__["read"] = self.__dict__["reader"] = self._registry.lookup
+        # The read path: read() and reader() look up this thread's record in
+        # the registry's thread-local storage, without a call into the
+        # registry (a call costs more than the rest of the lookup). With the
+        # C extension they are the registry's C lookup: the instance
+        # attributes shadow the methods below, which stay the reference and
+        # the documentation.
+        self._local = self._registry.local
+        fast_lookup = self._registry.fast_lookup
+        if fast_lookup is not None:
+            self.__dict__["read"] = self.__dict__["reader"] = fast_lookup
         _lifecycle.drain_at_exit(self)
 
     def __repr__(self) -> str:
@@ -151,15 +157,23 @@ class Domain:
 
     def reader(self) -> Reader:
         """This thread's reader handle (registers the thread on first use)."""
-        return self._registry.lookup()
+        try:
+            reader: Reader = self._local.reader
+        except AttributeError:
+            return self._registry.register()
+        return reader
 
     def read(self) -> Reader:
         """A read section: ``with domain.read(): ...`` (nestable)."""
-        return self._registry.lookup()
+        try:
+            reader: Reader = self._local.reader
+        except AttributeError:
+            return self._registry.register()
+        return reader
 
     def read_lock(self) -> None:
         """Enter a read section on this thread (nestable)."""
-        self._registry.lookup().lock()
+        self.reader().lock()
 
     def read_unlock(self) -> None:
         """Leave this thread's innermost read section."""
@@ -170,7 +184,7 @@ class Domain:
 
     def quiescent_state(self) -> None:
         """qsbr: report that this thread holds no reference (a no-op in epoch)."""
-        self._registry.lookup().quiescent_state()
+        self.reader().quiescent_state()
 
     def offline(self) -> None:
         """qsbr: stop holding up grace periods until ``online()`` (no-op in epoch)."""
@@ -180,7 +194,7 @@ class Domain:
 
     def online(self) -> None:
         """qsbr: hold up grace periods again (registers the thread; no-op in epoch)."""
-        self._registry.lookup().online()
+        self.reader().online()
 
     def offline_section(self) -> contextlib.AbstractContextManager[None]:
         """``with domain.offline_section():`` is ``offline()`` ... ``online()``."""

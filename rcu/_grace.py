@@ -28,10 +28,10 @@ interpreter to the driver at once (see :mod:`rcu._reader`).
 
 Sharing grace periods
 ---------------------
-Grace periods are numbered: ``_completed`` counts those that have ended and
+Grace periods are numbered: ``completed`` counts those that have ended and
 at most one is in progress (``_active``). A caller that arrives while none
-is in progress needs grace period ``_completed + 1``; one that arrives while
-one is in progress needs the next, ``_completed + 2``, because the current one
+is in progress needs grace period ``completed + 1``; one that arrives while
+one is in progress needs the next, ``completed + 2``, because the current one
 may have begun before the caller's update. That number is also the cookie of
 the polled API. Whoever waits for a number either finds it done, drives the
 next grace period itself, or sleeps until the driver finishes: N concurrent
@@ -41,8 +41,8 @@ while it waits (``wait_for``).
 
 One writer per field
 --------------------
-``_completed``, ``_active``, ``_closed``, ``_sleepers`` and ``_handoff`` are
-written under ``_cond`` (``_completed`` is read without it: an int, and a
+``completed``, ``_active``, ``_closed``, ``_sleepers`` and ``_handoff`` are
+written under ``_cond`` (``completed`` is read without it: an int, and a
 stale value only sends the reader to the lock). ``state.ctr``, the readers'
 ``waiting`` flags, ``state.gate``, ``_latency`` and ``_stalls`` are written by
 the thread that holds the driver's role (see ``_end_handoff_locked``): at
@@ -105,11 +105,14 @@ class GracePeriods:
         self.state = state
         self.stall_timeout = stall_timeout
         self._registry = registry
-        # Rank 2 of the rcu lock order (rcu._lifecycle): guards _completed,
+        # Rank 2 of the rcu lock order (rcu._lifecycle): guards completed,
         # _active, _closed, _sleepers and _handoff (the handoff gate's owner
         # changes under it).
         self._cond = threading.Condition(threading.Lock())
-        self._completed = 0
+        #: How many grace periods have completed. Written under _cond only;
+        #: read without it (an int: a stale value only sends the reader to
+        #: the lock).
+        self.completed = 0
         self._active = False
         self._closed = False
         self._sleepers = 0  # threads in _cond.wait() for a grace period
@@ -122,11 +125,6 @@ class GracePeriods:
 
     # ------------------------------------------------------------------
     # Numbering
-
-    @property
-    def completed(self) -> int:
-        """How many grace periods have completed (read without a lock)."""
-        return self._completed
 
     @property
     def closed(self) -> bool:
@@ -156,18 +154,18 @@ class GracePeriods:
     def _target_locked(self) -> int:
         # _cond held. A grace period in progress may have begun before
         # the caller's update: the caller needs the one after it.
-        return self._completed + (2 if self._active else 1)
+        return self.completed + (2 if self._active else 1)
 
     def check_cookie(self, cookie: int) -> None:
         """Raise TypeError or ValueError unless ``cookie`` could come from :meth:`open_target`."""
         if isinstance(cookie, bool) or not isinstance(cookie, int):
             raise TypeError(f"expected a cookie from start_poll(), not {type(cookie).__name__}")
-        if cookie < 1 or cookie > self._completed + 2:
+        if cookie < 1 or cookie > self.completed + 2:
             raise ValueError(f"{cookie!r} is not a grace-period cookie of {self.name!r}")
 
     def counts(self) -> GraceCounts:
         """Grace periods completed, their latency, and the stall warnings issued."""
-        return GraceCounts(self._completed, self._latency.percentiles(), self._stalls)
+        return GraceCounts(self.completed, self._latency.percentiles(), self._stalls)
 
     # ------------------------------------------------------------------
     # Waiting
@@ -202,12 +200,12 @@ class GracePeriods:
         while True:
             with cond:
                 while True:
-                    if self._completed >= target:
+                    if self.completed >= target:
                         return True
                     if abort is not None and abort():
                         return False
                     if not self._active:
-                        # Become the driver of grace period _completed + 1
+                        # Become the driver of grace period completed + 1
                         # (and take over the flags a handoff left).
                         self._end_handoff_locked()
                         self._active = True
@@ -233,7 +231,7 @@ class GracePeriods:
                 with cond:
                     self._active = False
                     if completed:
-                        self._completed += 1
+                        self.completed += 1
                     if not (completed and self._sleepers):
                         self._end_handoff_locked()
                     # else: the flags and the closed gate stay, so that the

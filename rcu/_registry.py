@@ -6,7 +6,7 @@ A grace period waits for the readers that were inside a section when it
 began, so it must be able to name them: every thread that reads has a record
 (:mod:`rcu._reader`), and the registry is the set of them. It also answers
 the read side's most frequent question, "which record is this thread's?",
-without a lock: through a ``threading.local`` in pure Python, or through the
+without a lock: through a ``threading.local`` (``local``) in pure Python, or through the
 thread state's dict in C (``rcu._native.ReaderLookup``, with the entry that
 :func:`rcu._native.set_current` writes).
 
@@ -79,13 +79,16 @@ class Registry:
         self._reader_class = reader_class
         self._state = state
         self._qsbr = qsbr  # a new record is online at once
-        self._local = threading.local()
-        #: This thread's record, registering the thread on first use: the C
-        #: extension's lookup in the thread state's dict, or :meth:`reader`.
-        self.lookup: Callable[[], Reader] = self.reader
+        #: This thread's record is ``local.reader`` (absent: not registered).
+        #: Written by :meth:`register` and :meth:`unregister` on the thread
+        #: itself; the pure-Python read path reads it directly.
+        self.local = threading.local()
+        #: With the C extension: this thread's record, registering the thread
+        #: on first use, looked up in the thread state's dict; else None.
+        self.fast_lookup: Callable[[], Reader] | None = None
         if native is not None:
             self._key = object()  # this registry's key in every thread state's dict
-            self.lookup = native.ReaderLookup(self._key, self.register)
+            self.fast_lookup = native.ReaderLookup(self._key, self.register)
         # Rank 3 of the rcu lock order (rcu._lifecycle): guards _records and
         # _past_handoffs.
         self._lock = threading.Lock()
@@ -99,17 +102,9 @@ class Registry:
     # ------------------------------------------------------------------
     # This thread
 
-    def reader(self) -> Reader:
-        """This thread's record (registers the thread on first use); pure Python."""
-        try:
-            reader: Reader = self._local.reader
-        except AttributeError:
-            return self.register()
-        return reader
-
     def current(self) -> Reader | None:
         """This thread's record, or None if it is not registered."""
-        return getattr(self._local, "reader", None)
+        return getattr(self.local, "reader", None)
 
     def register(self) -> Reader:
         """Register this thread (idempotent) and return its record."""
@@ -126,8 +121,8 @@ class Registry:
                 # next quiescent state) or comes after this store.
                 reader.ctr = self._state.ctr
             self._records[reader] = watch
-        self._local.reader = reader
-        self._local.slot = slot
+        self.local.reader = reader
+        self.local.slot = slot
         if native is not None:
             native.set_current(self._key, reader)
         return reader
@@ -139,7 +134,7 @@ class Registry:
             return
         if reader.depth:
             raise ReadSectionError("unregister_thread() inside a read section")
-        del self._local.reader, self._local.slot
+        del self.local.reader, self.local.slot
         if native is not None:
             native.set_current(self._key, None)
         self._forget(reader, exited=False)
