@@ -106,9 +106,7 @@ class Domain:
         reader_class(flavor)  # an unknown flavor fails before the other options
         if name is not None and not isinstance(name, str):
             raise TypeError(f"name must be a str or None, not {type(name).__name__}")
-        stall_timeout = duration("stall_timeout", stall_timeout)
-        if stall_timeout == 0:
-            raise ValueError("stall_timeout must be > 0 or None")
+        stall_timeout = _stall_timeout(stall_timeout)
         exit_timeout = duration("exit_timeout", exit_timeout)
         if debug is None:
             debug = os.environ.get("RCU_DEBUG", "") not in ("", "0")
@@ -117,8 +115,6 @@ class Domain:
         self.flavor = flavor
         self.name = name if name is not None else f"domain-{id(self):x}"
         self.debug = debug
-        #: Seconds, or None for no stall warnings (``inf`` is stored as None).
-        self.stall_timeout = stall_timeout
         #: Seconds, or None for no limit at exit (``inf`` is stored as None).
         self.exit_timeout = exit_timeout
 
@@ -147,6 +143,18 @@ class Domain:
         if fast_lookup is not None:
             self.__dict__["read"] = self.__dict__["reader"] = fast_lookup
         _lifecycle.drain_at_exit(self)
+
+    @property
+    def stall_timeout(self) -> float | None:
+        """Seconds, or None for no stall warnings (``inf`` is stored as None).
+
+        Settable; the grace periods that start waiting afterwards use the new value.
+        """
+        return self._grace.stall_timeout
+
+    @stall_timeout.setter
+    def stall_timeout(self, value: float | None) -> None:
+        self._grace.stall_timeout = _stall_timeout(value)
 
     def __repr__(self) -> str:
         state = "closed" if self.closed else "open"
@@ -370,6 +378,14 @@ class Domain:
             ),
             holdouts,
         )
+
+
+def _stall_timeout(value: float | None) -> float | None:
+    """``value`` checked as a ``stall_timeout``: a duration > 0, or None (never warn)."""
+    checked = duration("stall_timeout", value)
+    if checked == 0:
+        raise ValueError("stall_timeout must be > 0 or None")
+    return checked
 
 
 class _OfflineSection(contextlib.AbstractContextManager[None]):

@@ -103,6 +103,8 @@ class GracePeriods:
     ) -> None:
         self.name = name
         self.state = state
+        #: Seconds, or None; read by the driver when its grace period starts
+        #: to wait (``Domain.stall_timeout`` sets it).
         self.stall_timeout = stall_timeout
         self._registry = registry
         # Rank 2 of the rcu lock order (rcu._lifecycle): guards completed,
@@ -326,7 +328,9 @@ class GracePeriods:
                 opened = None
                 if handoff:
                     # A fresh gate per scan: a reader steps aside at most
-                    # once per gate. The old one opens after the scan.
+                    # once per gate. The old one opens after the scan. It
+                    # guards nothing and is outside the rcu lock order (see
+                    # rcu._reader: readers wait on it with a timeout).
                     gate = threading.Lock()
                     gate.acquire()
                     with self._cond:
