@@ -6,9 +6,9 @@ A grace period waits for the readers that were inside a section when it
 began, so it must be able to name them: every thread that reads has a record
 (:mod:`rcu._reader`), and the registry is the set of them. It also answers
 the read side's most frequent question, "which record is this thread's?",
-without a lock: through a ``threading.local`` (``local``) in pure Python, or through the
-thread state's dict in C (``rcu._native.ReaderLookup``, with the entry that
-:func:`rcu._native.set_current` writes).
+without a lock: through a ``threading.local`` (``local``) in pure Python, or
+through the thread state's dict in C (``fast_lookup``, an
+``rcu._native.ReaderLookup`` over the entries that ``set_current`` writes).
 
 Invariants
 ----------
@@ -24,8 +24,10 @@ Invariants
   loudly from then on (``_gp`` becomes ``UNREGISTERED``).
 * One writer per field: a record's ``ctr``, ``depth`` and ``stepped`` are
   written by its owner thread, or here once the owner is dead or is the
-  caller; ``_past_handoffs`` under ``_lock``; ``_pid`` only by the fork
-  handler in the child.
+  caller; ``local``'s entries by their own thread; ``_records`` and
+  ``_past_handoffs`` under ``_lock``; ``_pid`` only by the fork handler in
+  the child (which also clears the forking thread's ``waiting``: the driver
+  that set it is not in the child).
 
 Lock: ``_lock``, rank 3 (``REGISTRY``) of the rcu lock order
 (:mod:`rcu._lifecycle`).
