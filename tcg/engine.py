@@ -124,7 +124,7 @@ class EngineServices(Protocol):
 
     @property
     def world(self) -> quiescent.World:
-        """The machine's world: atomics run inside ``world.exclusive()``."""
+        """The machine's world (atomics run inside ``world.exclusive()``)."""
         ...
 
     def syscall(self, h: Hart) -> bool:
