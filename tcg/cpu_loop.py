@@ -8,7 +8,8 @@ the emulator's hot path, so the inner loop binds everything it uses to
 local variables first and makes no call per block beyond the lookup, the
 block itself and the policy's boundary hook.
 
-One turn of the outer loop::
+One turn of the outer loop (the per-block step is the body of the inner
+``while``, one delimited section of :meth:`CpuLoop.run`'s loop)::
 
     with cpu.running():                 # stop-the-world read side
         hooks.enter()                   # the policy's read side (RCU)
@@ -135,10 +136,12 @@ class CpuLoop(Generic[HartT]):
                 mark.seq += 1
                 try:
                     while not cpu.exit_requested and h.instret < check_at:
-                        # ---- The block at pc -----------------------------
-                        # Found, or translated and published, inside the
-                        # read side. (A chained successor of the previous
-                        # block would be taken here, without the lookup.)
+                        # ==== The per-block step ==========================
+                        # 1. The block at pc: from the jump cache or the
+                        #    index, or translated and published here, inside
+                        #    the read side. (Block chaining goes here: the
+                        #    previous block's link to its successor, followed
+                        #    without a lookup.)
                         tb = lookup(cache, pc)
                         if tb is None:
                             try:
@@ -148,7 +151,7 @@ class CpuLoop(Generic[HartT]):
                                 # (the flush count this hart saw).
                                 token, full = on_full(), True
                                 break
-                        # ---- One block: run it ---------------------------
+                        # 2. Run it: special instructions leave guest code.
                         fn = tb.fn
                         if fn is special_block:
                             if inside and is_host_call(h, pc):
@@ -167,10 +170,11 @@ class CpuLoop(Generic[HartT]):
                         pc = fn(h)
                         if generations[tb.region] != tb.generation:
                             tb.check(generations)
-                        # ---- A quiescent point between blocks ------------
+                        # 3. A quiescent point between blocks.
                         mark.seq += 1
                         boundary()
                         mark.seq += 1
+                        # ==== End of the per-block step ===================
                 finally:
                     mark.seq += 1
                     leave()

@@ -44,9 +44,10 @@ its fetch-decode-execute step:
   run tinyrv's handler inside an exclusive section, ``fence.i``, CSR
   instructions, ``ebreak`` and the privileged ones run tinyrv's handler alone.
 * tinyrv's store hook (``notify_stored``, called after every store with its
-  address) tells the machine's services (:meth:`~tcg.engine.EngineServices.notify_store`),
-  which invalidate translated code on the page (self-modifying code) and
-  break other harts' LR reservations on the word. It gets no size, and the
+  address) tells the machine's services
+  (:meth:`~tcg.engine.EngineServices.notify_store`), which invalidate
+  translated code on the page (self-modifying code) and break other harts'
+  LR reservations on the word. It gets no size, and the
   widest store is 8 bytes (``fsd``), so ``[addr, addr + 8)`` is invalidated.
 * Traps become :class:`~tcg.riscv.errors.GuestFault` reports (the ABI has no
   trap handler), and addresses outside guest RAM are access faults.
@@ -229,8 +230,8 @@ class TinyrvHart(_base):  # type: ignore[misc]
 
     Its memory is the machine's RAM (see the module docstring), its traps
     raise :class:`~tcg.riscv.errors.GuestFault`, its stores report to the
-    machine's services, and ``abi`` is a :class:`~tcg.riscv.hart.Hart` that carries its
-    registers through the system-call ABI. Never call tinyrv's ``step`` or
+    machine's services, and ``abi`` is a :class:`~tcg.riscv.hart.Hart` that
+    carries its registers through the system-call ABI. Never call tinyrv's ``step`` or
     ``run`` on it: they use tinyrv's shared decoded objects.
     """
 
@@ -445,32 +446,31 @@ class TinyrvEngine:
 
     def run_special(self, h: TinyrvHart) -> bool:
         """Run the instruction at ``h.pc`` alone with tinyrv's handler; False once it exited."""
-        hart = h
-        pc: int = hart.pc & MASK
+        pc: int = h.pc & MASK
         op = self._decode_at(pc)
         if op is None:
             reason = FaultReason.FETCH_MISALIGNED if pc & 3 else FaultReason.FETCH_ACCESS
-            raise GuestFault(hart.hart_id, pc, None, reason, pc)
+            raise GuestFault(h.hart_id, pc, None, reason, pc)
         if op.handler is None:
-            raise GuestFault(hart.hart_id, pc, op.data, FaultReason.ILLEGAL_INSTRUCTION)
+            raise GuestFault(h.hart_id, pc, op.data, FaultReason.ILLEGAL_INSTRUCTION)
         if op.name == "ecall":
-            hart.pc = pc + 4
-            hart.instret += 1
-            return self._tinyrv_syscall(hart)
+            h.pc = pc + 4
+            h.instret += 1
+            return self._tinyrv_syscall(h)
         if op.name in ATOMICS:
             services = self.services
             with services.world.exclusive():
-                self._execute(hart, op)
+                self._execute(h, op)
                 services.update_reservations()
             return True
         if op.name in CSRS:
-            counters = hart.csr._csr  # tinyrv's raw CSR array (no write hooks)
+            counters = h.csr._csr  # tinyrv's raw CSR array (no write hooks)
             # Sign-extended, as tinyrv keeps every register value.
             for csr in _COUNTERS_LOW:
-                counters[csr] = _sext32(hart.instret)
+                counters[csr] = _sext32(h.instret)
             for csr in _COUNTERS_HIGH:
-                counters[csr] = _sext32(hart.instret >> 32)
-        self._execute(hart, op)
+                counters[csr] = _sext32(h.instret >> 32)
+        self._execute(h, op)
         return True
 
     def _execute(self, hart: TinyrvHart, op: TinyrvOp) -> None:
