@@ -8,7 +8,7 @@ import quiescent
 import rcu
 from tcg import RcuRetire, RetirePolicy, StopTheWorldFlush, TranslationBuffer
 from tcg.block import BlockFunction
-from tcg.engine import Engine, EngineServices, special_block
+from tcg.engine import EngineServices, special_block
 from tcg.machine import Machine
 from tcg.riscv.decode import decode
 from tcg.riscv.hart import Hart
@@ -76,10 +76,10 @@ class InterpEngine:
         return True
 
 
-def test_an_engine_satisfies_the_protocol_structurally() -> None:
-    engines: list[Engine[Hart]] = []
+def test_the_machine_makes_its_engine_once_with_its_services() -> None:
+    engines: list[InterpEngine] = []
 
-    def factory(services: EngineServices) -> Engine[Hart]:
+    def factory(services: EngineServices) -> InterpEngine:  # an EngineFactory (mypy)
         engine = InterpEngine(services)
         engines.append(engine)
         return engine
@@ -87,8 +87,13 @@ def test_an_engine_satisfies_the_protocol_structurally() -> None:
     machine = Machine(WORKLOADS["crc32"].path, vcpus=2, engine=factory)
     assert len(engines) == 1
     assert machine.engine is engines[0]
-    assert engines[0].made == [0, 1]  # type: ignore[attr-defined]
-    assert machine.harts[1].hart_id == 1
+    assert engines[0].made == [0, 1]
+    services = engines[0].services
+    assert services.ram is machine.ram
+    assert services.watch is machine.watch
+    assert services.world is machine.world
+    assert [h.hart_id for h in machine.harts] == [0, 1]
+    assert all(h.pc == machine.entry for h in machine.harts)  # reset by the machine
 
 
 @pytest.mark.timeout(120)
