@@ -196,10 +196,10 @@ class TranslationBuffer:
         self.generations = [0] * regions
         # Guards every field below and the writes to the index, the jump
         # caches, generations and the watch bits (vCPUs read those without
-        # it). Lock order: innermost but for the owner's leaves: taken inside
-        # exclusive sections, rcu callbacks and a machine's reservation lock;
-        # while it is held nothing else is taken (no policy call, no
-        # on_violation, no guest code).
+        # it). Lock order: the innermost lock but the owner's leaves: taken
+        # inside exclusive sections, rcu callbacks, the policy's lock and a
+        # machine's reservation lock; while it is held nothing else is taken
+        # (no policy call, no on_violation, no guest code).
         self._lock = threading.Lock()
         self._state = [FREE] * regions
         self._used = [0] * regions  # allocation offset within each region
