@@ -208,6 +208,12 @@ class TranslationBuffer:
         self.watch = watch
         # Read by vCPUs without a lock (one list index per executed TB).
         self.generations = [0] * regions
+        # Guards every field below and the writes to the index, the jump
+        # caches, generations and the watch bits (vCPUs read those without
+        # it). Lock order: the innermost lock but the owner's leaves: taken
+        # inside exclusive sections, rcu callbacks, the policy's lock and a
+        # machine's reservation lock; while it is held nothing else is taken
+        # (no policy call, no on_violation, no guest code).
         self._lock = threading.Lock()
         self._state = [FREE] * regions
         self._used = [0] * regions  # allocation offset within each region
