@@ -34,6 +34,7 @@ import statistics
 import sys
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +43,7 @@ if __package__ in (None, ""):
 
 from benchmarks.quiescent import bench_quiesce
 from tcg.compare import Settings, comparisons, run_comparison
-from tcg.record import CellRecord, RunSummary, records
+from tcg.record import CellRecord, Comparison, ComparisonDocument, RunSummary
 from tcg.report import (
     PLOTS,
     precision,
@@ -120,38 +121,58 @@ def measure(out: Path, quick: bool) -> None:
     for name, settings in RUNS.items():
         settings = _quick(settings) if quick else settings
         start = time.perf_counter()
-        doc = run_comparison(settings)
-        print(f"{name}: {len(doc['cells'])} cells in {time.perf_counter() - start:.0f} s")
+        doc = ComparisonDocument.from_json(run_comparison(settings))
+        print(f"{name}: {len(doc.cells)} cells in {time.perf_counter() - start:.0f} s")
         (out / f"{name}.json").write_text(json.dumps(_slim(doc, plots=name == "pressure")) + "\n")
     rows = []
     for vcpus in QUIESCE_VCPUS[:2] if quick else QUIESCE_VCPUS:
         for k in QUIESCE_KS:
             runs = [bench_quiesce(vcpus, k, QUIESCE_SECTIONS) for _ in range(QUIESCE_RUNS)]
             p50, p90 = (statistics.median(r[i] for r in runs) / 1e3 for i in range(2))
-            rows.append(
-                {
-                    "vcpus": vcpus,
-                    "k": k,
-                    "p50_us": p50,
-                    "p90_us": p90,
-                    "runs_p50_us": [r[0] / 1e3 for r in runs],
-                }
-            )
+            row = Quiesce(vcpus, k, p50, p90, tuple(r[0] / 1e3 for r in runs))
+            rows.append(row.to_json())
     (out / "quiesce.json").write_text(json.dumps(rows, indent=1) + "\n")
     print("quiesce: done")
 
 
-def _slim(doc: Json, plots: bool) -> Json:
+@dataclass(frozen=True, slots=True)
+class Quiesce:
+    """One row of ``quiesce.json``: the time to quiesce at ``vcpus`` and ``k``, in us.
+
+    ``p50_us`` and ``p90_us`` are medians over the runs; ``runs_p50_us``
+    each run's p50 (empty in results from before they were kept).
+    """
+
+    vcpus: int
+    k: int
+    p50_us: float
+    p90_us: float
+    runs_p50_us: tuple[float, ...]
+
+    def to_json(self) -> Json:
+        """The row as ``quiesce.json`` stores it."""
+        return {f.name: getattr(self, f.name) for f in fields(self)} | {
+            "runs_p50_us": list(self.runs_p50_us)
+        }
+
+    @classmethod
+    def from_json(cls, data: Json) -> Quiesce:
+        """The inverse of :meth:`to_json`."""
+        return cls(
+            data["vcpus"], data["k"], data["p50_us"], data["p90_us"],
+            tuple(data.get("runs_p50_us", ())),
+        )  # fmt: skip
+
+
+def _slim(doc: ComparisonDocument, plots: bool) -> Json:
     """``doc`` small enough to keep in the repository.
 
     Per-run timelines and pause intervals are kept only for the cells the
     plots draw; numbers keep six significant digits.
     """
     drawn = {id(c) for c in representative(doc)} if plots else set()
-    for c in doc["cells"]:
-        if id(c) not in drawn:
-            c["timeline"], c["stops"] = [], {}
-    slim: Json = _rounded(doc)
+    cells = tuple(c if id(c) in drawn else replace(c, timeline=(), stops={}) for c in doc.cells)
+    slim: Json = _rounded(replace(doc, cells=cells).to_json())
     return slim
 
 
@@ -178,12 +199,6 @@ def _by(cells: Sequence[CellRecord], field: str) -> dict[Any, list[CellRecord]]:
     for c in cells:
         groups.setdefault(getattr(c, field), []).append(c)
     return dict(sorted(groups.items()))
-
-
-def _baseline_runs(baseline: Json) -> tuple[RunSummary, ...] | None:
-    """The runs of a stored no-pressure baseline (None in a document without them)."""
-    runs = baseline.get("runs")
-    return None if runs is None else tuple(RunSummary.from_json(r) for r in runs)
 
 
 Runs = tuple[RunSummary, ...] | None
@@ -226,13 +241,13 @@ def _grows(values: Sequence[float]) -> bool:
     return len(values) > 1 and steps_ok and values[-1] >= 2 * max(values[0], 1e-9)
 
 
-def _k_interval(quiesce: list[Json]) -> Interval | None:
+def _k_interval(quiesce: Sequence[Quiesce]) -> Interval | None:
     """Time to quiesce at the largest K over the smallest, run by run, pooled over vCPUs."""
-    ks = sorted({r["k"] for r in quiesce})
+    ks = sorted({r.k for r in quiesce})
     groups = []
-    for v in sorted({r["vcpus"] for r in quiesce}):
-        mine = {r["k"]: r for r in quiesce if r["vcpus"] == v}
-        hi, lo = mine[ks[-1]].get("runs_p50_us"), mine[ks[0]].get("runs_p50_us")
+    for v in sorted({r.vcpus for r in quiesce}):
+        mine = {r.k: r for r in quiesce if r.vcpus == v}
+        hi, lo = mine[ks[-1]].runs_p50_us, mine[ks[0]].runs_p50_us
         if not hi or not lo:
             return None
         groups.append(
@@ -243,7 +258,9 @@ def _k_interval(quiesce: list[Json]) -> Interval | None:
     return ratio_interval(groups, EACH)
 
 
-def shape_pause_grows(pressure: Json, quiesce: list[Json], stall: Json) -> tuple[str, str]:
+def shape_pause_grows(
+    pressure: ComparisonDocument, quiesce: Sequence[Quiesce], stall: ComparisonDocument
+) -> tuple[str, str]:
     """(1) A stop-the-world pause grows with vCPUs and with the run between exit checks.
 
     Three intervals: flush's longest pause per run at the most vCPUs over
@@ -251,7 +268,7 @@ def shape_pause_grows(pressure: Json, quiesce: list[Json], stall: Json) -> tuple
     quiesce at the largest K over the smallest; in the stall scenario,
     flush's longest time to quiesce with host calls inside over outside.
     """
-    flush = [c for c in records(pressure_cells(pressure)) if c.policy == "flush"]
+    flush = [c for c in pressure_cells(pressure) if c.policy == "flush"]
     by_vcpus = _by(flush, "vcpus")
     p99 = [_median([c.pause_ms.p99 for c in cs]) for cs in by_vcpus.values()]
     peak = [_median([c.pause_ms.max for c in cs]) for cs in by_vcpus.values()]
@@ -266,11 +283,11 @@ def shape_pause_grows(pressure: Json, quiesce: list[Json], stall: Json) -> tuple
         if (most, kb) in at and (fewest, kb) in at
     ]
     vcpus_iv = _paired(pairs, "pause_max_ms") if most != fewest else None
-    ks = sorted({r["k"] for r in quiesce})
-    per_k = {k: _median([r["p50_us"] for r in quiesce if r["k"] == k]) for k in ks}
+    ks = sorted({r.k for r in quiesce})
+    per_k = {k: _median([r.p50_us for r in quiesce if r.k == k]) for k in ks}
     k_list = ", ".join(f"K={k}: {per_k[k]:.0f} us" for k in ks)
     k_iv = _k_interval(quiesce)
-    stall_flush = [c for c in records(stall["cells"]) if c.policy == "flush"]
+    stall_flush = [c for c in stall.cells if c.policy == "flush"]
     quiesce_at = {
         hc: max((c.time_to_quiesce_ms.max for c in stall_flush if c.host_calls == hc),
                 default=0.0)
@@ -293,7 +310,7 @@ def shape_pause_grows(pressure: Json, quiesce: list[Json], stall: Json) -> tuple
         f"(ms) by vCPU count: {vcpu_list}. Longest pause per run at {most} vCPUs over "
         f"{fewest}, paired by round: {_iv(vcpus_iv)}; "
         + ("they grow with the vCPU count. " if vcpus_hold else "no growth the interval supports. ")
-        + f"Time to quiesce (p50, median over 1-{max(r['vcpus'] for r in quiesce)} vCPUs) "
+        + f"Time to quiesce (p50, median over 1-{max(r.vcpus for r in quiesce)} vCPUs) "
         f"against K, the loop iterations between exit checks: {k_list}; K={ks[-1]} over "
         f"K={ks[0]}: {_iv(k_iv)}"
         + (", growing with K. " if k_hold else ", no growth the interval supports. ")
@@ -306,13 +323,13 @@ def shape_pause_grows(pressure: Json, quiesce: list[Json], stall: Json) -> tuple
     return status, text
 
 
-def shape_rcu_runs(pressure: Json) -> tuple[str, str]:
+def shape_rcu_runs(pressure: ComparisonDocument) -> tuple[str, str]:
     """(2) RCU keeps vCPUs running and pays in memory, bounded by the regions it holds.
 
     One interval: the vCPU time rcu lost per guest instruction over flush's,
     pooled over the cells where both were under pressure.
     """
-    cells = records(pressure_cells(pressure))
+    cells = pressure_cells(pressure)
     rcu = [c for c in cells if c.policy in ("rcu", "rcu-qsbr")]
     flush = [c for c in cells if c.policy == "flush"]
     # Exclusive sections the world ran: under RCU only the guest's atomics
@@ -320,7 +337,7 @@ def shape_rcu_runs(pressure: Json) -> tuple[str, str]:
     sections_rcu = sum(c.time_to_quiesce_ms.count for c in rcu)
     sections_flush = sum(c.time_to_quiesce_ms.count for c in flush)
     flushes = sum(c.flushes for c in flush)
-    regions = pressure["config"]["regions"]  # rcu and rcu-qsbr hold one region at most
+    regions = Settings.from_json(pressure.config).regions  # rcu, rcu-qsbr: one in flight
     held = [c.held_back_kb for c in rcu]
     bound_ok = all(h <= c.buffer_kb / regions + 1e-6 for h, c in zip(held, rcu, strict=True))
     worst = max((h / c.buffer_kb for h, c in zip(held, rcu, strict=True)), default=0.0)
@@ -362,7 +379,7 @@ def shape_rcu_runs(pressure: Json) -> tuple[str, str]:
             f"interpreter to come back, and translators waited {waits:.0f} ms for space, "
             f"while the grace periods themselves took a median {gp50:.3f} ms (p99 "
             f"{gp99:.2f} ms; the switch interval is "
-            f"{pressure['machine'].get('switch_interval_ms', 5):g} ms). RCU also retires one "
+            f"{pressure.machine.switch_interval_ms:g} ms). RCU also retires one "
             "region (an eighth of the buffer) per grace period where a flush empties all "
             "eight at once, so it waits several times as often. Free-threaded CPython, where "
             "nothing steps aside, is where this shape should fully appear."
@@ -390,13 +407,13 @@ def _lost_interval(pairs: Sequence[tuple[Runs, Runs]]) -> Interval | None:
     return ratio_interval(groups, EACH)
 
 
-def shape_retranslation(pressure: Json) -> tuple[str, str]:
+def shape_retranslation(pressure: ComparisonDocument) -> tuple[str, str]:
     """(3) A flush throws hot code away and retranslates more than retiring the oldest.
 
     One interval: flush's retranslations per run over rcu's, pooled over the
     cells where both were under pressure.
     """
-    cells = records(pressure_cells(pressure))
+    cells = pressure_cells(pressure)
     totals = {
         p: sum(c.retranslations for c in cells if c.policy == p)
         for p in ("flush", "rcu", "rcu-qsbr")
@@ -439,7 +456,7 @@ def shape_retranslation(pressure: Json) -> tuple[str, str]:
     return status, text
 
 
-def shape_baseline(pressure: Json) -> tuple[str, str]:
+def shape_baseline(pressure: ComparisonDocument) -> tuple[str, str]:
     """(4) With a buffer larger than the working set every policy matches the baseline.
 
     One interval per policy (three): the throughput of its cells where the
@@ -447,14 +464,14 @@ def shape_baseline(pressure: Json) -> tuple[str, str]:
     holds where every interval lies within 15% of 1.
     """
     code: dict[int, float] = {}
-    for b in pressure["baselines"]:
-        code[b["vcpus"]] = max(code.get(b["vcpus"], 0.0), b["peak_live_kb"])
-    fits = [c for c in records(pressure["cells"]) if c.buffer_kb >= code.get(c.vcpus, 0.0)]
-    base = {(b["policy"], b["vcpus"], b["workload"]): b for b in pressure["baselines"]}
+    for b in pressure.baselines:
+        code[b.vcpus] = max(code.get(b.vcpus, 0.0), b.peak_live_kb)
+    fits = [c for c in pressure.cells if c.buffer_kb >= code.get(c.vcpus, 0.0)]
+    base = {(b.policy, b.vcpus, b.workload): b for b in pressure.baselines}
     acted = sum(c.retirements + c.flushes for c in fits)
     listed, ok = [], bool(fits) and acted == 0
     for policy, cs in _by(fits, "policy").items():
-        pairs = [(c.runs, _baseline_runs(base[policy, c.vcpus, c.workload])) for c in cs]
+        pairs = [(c.runs, base[policy, c.vcpus, c.workload].runs) for c in cs]
         interval = _paired(pairs, "mips")
         listed.append(f"{policy} {_iv(interval)}")
         ok = ok and interval is not None and interval.low >= 0.85 and interval.high <= 1.15
@@ -479,13 +496,13 @@ def _gps(c: CellRecord) -> int:
     return 0 if gp is None else gp.count
 
 
-def shape_batching(batching: Json) -> tuple[str, str]:
+def shape_batching(batching: ComparisonDocument) -> tuple[str, str]:
     """(5) Batching retirements per grace period beats one grace period per retirement.
 
     Two intervals: rcu-batch's throughput over rcu's and over rcu-sync's,
     pooled over the cells where both were under pressure.
     """
-    cells = records(pressure_cells(batching))
+    cells = pressure_cells(batching)
     rows = []
     stats: dict[str, dict[str, float]] = {}
     for policy, cs in _by(cells, "policy").items():
@@ -565,44 +582,49 @@ def _md_table(head: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 
 
 def _section(
-    title: str, intro: str, finding: str, doc: Json, figures: Sequence[str] = ()
+    title: str, intro: str, finding: str, doc: ComparisonDocument, figures: Sequence[str] = ()
 ) -> list[str]:
     """A measured run's part of the page: heading, setup, finding, figures, table."""
     head, rows = table_rows(doc)
     return [f"## {title}", "", intro, "", finding, "", *figures, _md_table(head, rows), ""]
 
 
-def _settings_line(doc: Json) -> str:
-    s = doc["config"]
+def _settings_line(doc: ComparisonDocument) -> str:
+    s = Settings.from_json(doc.config)
     return (
-        f"policies {', '.join(s['policies'])}; vCPUs {', '.join(map(str, s['vcpus']))}; "
-        f"buffers {', '.join(f'{kb:g}' for kb in s['buffer_kb'])} KiB in {s['regions']} "
-        f"regions; workload {', '.join(s['workloads'])}; {s['repeat']} runs per cell in as "
-        f"many rounds, each of at least {s.get('min_run_seconds', 0):g} s of guest work "
+        f"policies {', '.join(s.policies)}; vCPUs {', '.join(map(str, s.vcpus))}; "
+        f"buffers {', '.join(f'{kb:g}' for kb in s.buffer_kb)} KiB in {s.regions} "
+        f"regions; workload {', '.join(s.workloads)}; {s.repeat} runs per cell in as "
+        f"many rounds, each of at least {s.min_run_seconds:g} s of guest work "
         f"(median shown, with its 95% interval)"
     )
 
 
-def _precision_of(doc: Json) -> str:
+def _precision_of(doc: ComparisonDocument) -> str:
     """The run's precision, from its comparisons (computed if the document predates them)."""
-    if "comparisons" not in doc:
-        doc = doc | {"comparisons": comparisons(doc)}
+    if doc.comparisons is None:
+        items = tuple(Comparison.from_json(i) for i in comparisons(doc))
+        doc = replace(doc, comparisons=items)
     return precision(doc).removeprefix("Precision: ")
+
+
+def _load(path: Path) -> ComparisonDocument:
+    return ComparisonDocument.from_json(json.loads(path.read_text()))
 
 
 def draw_plots(data: Path) -> None:
     """Draw the pressure run's plots next to its JSON."""
-    pressure = json.loads((data / "pressure.json").read_text())
+    pressure = _load(data / "pressure.json")
     for name, plot, _ in PLOTS:
         plot(pressure, data / name)
 
 
 def render(data: Path, images: str) -> str:
     """The page's Markdown, from the JSON stored in ``data``; plots linked under ``images``."""
-    docs = {name: json.loads((data / f"{name}.json").read_text()) for name in RUNS}
-    quiesce = json.loads((data / "quiesce.json").read_text())
+    docs = {name: _load(data / f"{name}.json") for name in RUNS}
+    quiesce = [Quiesce.from_json(r) for r in json.loads((data / "quiesce.json").read_text())]
     pressure, batching, stall = docs["pressure"], docs["batching"], docs["stall"]
-    m = pressure["machine"]
+    m = pressure.machine
     shapes: list[tuple[str, Callable[[], tuple[str, str]]]] = [
         (
             "Stop-the-world pauses grow with the vCPU count and the longest run between "
@@ -632,8 +654,8 @@ def render(data: Path, images: str) -> str:
         "<!-- Generated by benchmarks/comparison_doc.py from the JSON in docs/comparison/;"
         " do not edit by hand. -->",
         "",
-        f"Measured on {m['date'][:10]}: Python {m['python']} ({m['implementation']}), "
-        f"{m['cpu_count']} CPUs, {m['platform']}. Regenerate with "
+        f"Measured on {m.date[:10]}: Python {m.python} ({m.implementation}), "
+        f"{m.cpu_count} CPUs, {m.platform}. Regenerate with "
         "`python benchmarks/comparison_doc.py` (about eight minutes), or rewrite this page "
         "from the stored results with `--from-json`.",
         "",
@@ -687,11 +709,11 @@ def render(data: Path, images: str) -> str:
         "loop iterations (`benchmarks/quiescent.py`), in microseconds, p50 / p90:",
         "",
     ]
-    ks = sorted({r["k"] for r in quiesce})
+    ks = sorted({r.k for r in quiesce})
     qrows = []
-    for v in sorted({r["vcpus"] for r in quiesce}):
-        mine = {r["k"]: r for r in quiesce if r["vcpus"] == v}
-        qrows.append([str(v)] + [f"{mine[k]['p50_us']:.0f} / {mine[k]['p90_us']:.0f}" for k in ks])
+    for v in sorted({r.vcpus for r in quiesce}):
+        mine = {r.k: r for r in quiesce if r.vcpus == v}
+        qrows.append([str(v)] + [f"{mine[k].p50_us:.0f} / {mine[k].p90_us:.0f}" for k in ks])
     out += [_md_table(["vCPUs", *(f"K={k}" for k in ks)], qrows), ""]
     return "\n".join(out)
 

@@ -61,9 +61,9 @@ def policy_costs(
             [
                 policy,
                 p.flushes or p.retirements,
-                p.pause.count,
-                p.pause.p99 * 1e3,
-                p.pause.max * 1e3,
+                p.flush_latency.count,
+                p.flush_latency.p99 * 1e3,
+                p.flush_latency.max * 1e3,
                 p.translator_waits,
                 p.wait.p99 * 1e3,
                 p.wait.max * 1e3,

@@ -15,7 +15,7 @@ The worker waits up to ``batch_delay`` seconds for ``batch_size`` callbacks
 before it starts a grace period (QEMU waits for 30 callbacks or 50 ms; the
 defaults here are measured, see ``benchmarks/callbacks.py``). A barrier, a
 close, or a backlog at ``max_pending`` starts one at once. A batch's grace
-period is numbered when the batch is taken (``Domain._next_target``), so
+period is numbered when the batch is taken (``next_target()``), so
 callbacks queued while a grace period is in progress wait for the next one
 and callbacks already covered by a grace period that other threads drove do
 not wait again (Linux segments its callback lists the same way).
@@ -35,14 +35,23 @@ backlog never exceeds the ceiling whatever readers do. The worker only
 forces: callbacks that queue callbacks are bounded by the batch they run in.
 No callback is ever dropped to keep the bound.
 
+What the engine sees of its domain
+----------------------------------
+As liburcu's call_rcu thread sees a flavor only through the table of
+functions in urcu-flavor.h, the engine sees two narrow protocols: the grace
+periods (``GracePeriodSource``: their numbering and a wait for one) and this
+thread's reader (``ThreadReaders``: is it in a section, take it offline). It
+never sees the domain, its registry's records, or the grace periods' state.
+
 Lock
 ----
-``_lock`` guards every field below except the counters that only the worker
+``lock`` guards every field below except the counters that only the worker
 writes. ``_work`` (worker waits for callbacks) and ``_space`` (producers wait
 for the backlog to drain) are two conditions over it. Readers never take it.
-It comes first in the domain's lock order (see :mod:`rcu._domain`).
+It is rank 1 (``ENGINE``) of the rcu lock order (see :mod:`rcu._lifecycle`):
+nothing here takes another lock of the order while holding it.
 
-Worker state machine (``_state``, under ``_lock``):
+Worker state machine (``_state``, under ``lock``):
 ``_OPEN`` -> ``_DRAINING`` (``close(drain=True)``: the worker runs what is
 queued, including what callbacks queue meanwhile) or ``_DROPPING``
 (``close(drain=False)``: what is queued, and the batch waiting for its grace
@@ -66,43 +75,60 @@ import threading
 import time
 import traceback
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
+from rcu import _lifecycle
 from rcu._reader import Reader
-from rcu._stats import DomainStatistics, Percentiles
 from rcu._timeouts import duration, remaining
 from rcu.errors import DomainClosedError, RcuError, ReadSectionError
 
-__all__ = ["CallbackEngine", "DomainView"]
+__all__ = ["CallbackCounts", "CallbackEngine", "GracePeriodSource", "ThreadReaders"]
 
 
-class DomainView(Protocol):
-    """All the engine sees of its domain (as liburcu's call_rcu thread sees a flavor
-    only through urcu-flavor.h): its name, the grace-period numbering, waiting
-    for a grace period, and the calling thread's reader."""
+class GracePeriodSource(Protocol):
+    """The grace periods, as the engine sees them (``rcu._grace.GracePeriods``)."""
 
-    name: str
-    _completed: int  # grace periods completed so far (read without a lock)
+    @property
+    def completed(self) -> int:
+        """Grace periods completed so far (read without a lock)."""
 
-    def _next_target(self) -> int:
+    def next_target(self) -> int:
         """The number of the first grace period that starts after this call."""
 
-    def _wait_paused(
+    def wait_for(
         self, target: int, deadline: float | None, abort: Callable[[], bool] | None = None
     ) -> bool:
-        """Wait for grace period ``target``, this thread offline meanwhile."""
+        """Wait for grace period ``target``, this thread offline meanwhile.
 
-    def _wake_waiters(self) -> None:
+        False if ``deadline`` passes or ``abort()`` is true first.
+        """
+
+    def wake_waiters(self) -> None:
         """Wake every waiter so that it checks its ``abort``."""
 
-    def _current_reader(self) -> Reader | None:
+
+class ThreadReaders(Protocol):
+    """The calling thread's reader, as the engine sees it (``rcu._registry.Registry``)."""
+
+    def current(self) -> Reader | None:
         """This thread's reader record, if it is registered."""
 
-    def _in_held_section(self) -> bool:
+    def in_held_section(self) -> bool:
         """Is this thread in a read section that holds up grace periods?"""
 
-    def _pause_current(self) -> Reader | None:
+    def pause_current(self) -> Reader | None:
         """Take this thread offline if it holds up grace periods; the reader to resume."""
+
+
+class CallbackCounts(NamedTuple):
+    """The engine's share of a domain's statistics (see ``rcu.DomainStatistics``)."""
+
+    queued: int
+    invoked: int
+    failed: int
+    dropped: int
+    pending: int
+    peak_pending: int
 
 
 _OPEN, _DRAINING, _DROPPING, _CLOSED, _FAILED = 0, 1, 2, 3, 4
@@ -128,8 +154,10 @@ class CallbackEngine:
 
     def __init__(
         self,
-        domain: DomainView,
+        grace: GracePeriodSource,
+        readers: ThreadReaders,
         *,
+        name: str,
         batch_size: int,
         batch_delay: float,
         max_pending: int,
@@ -143,7 +171,9 @@ class CallbackEngine:
         if on_error is not None and not callable(on_error):
             raise TypeError(f"on_error must be callable or None, not {type(on_error).__name__}")
         self._on_error = on_error
-        self._domain = domain
+        self._grace = grace
+        self._readers = readers
+        self._name = name  # the domain's, for the worker's thread name and messages
         self._init_sync()
         self._queue: collections.deque[_Item] = collections.deque()
         # The batch the worker is running; kept here (not in a local) so that
@@ -166,7 +196,11 @@ class CallbackEngine:
         self._invoked = 0
         self._failed = 0
 
+        _lifecycle.on_fork(self, _lifecycle.ENGINE)
+
     def _init_sync(self) -> None:
+        # Rank 1 of the rcu lock order (rcu._lifecycle): guards the fields
+        # of __init__ but the worker's own counters.
         self.lock = threading.Lock()
         self._work = threading.Condition(self.lock)
         self._space = threading.Condition(self.lock)
@@ -187,13 +221,13 @@ class CallbackEngine:
                 self._force = True
                 self._work.notify()
                 on_worker = self.on_worker_thread()  # it only forces: it would wait for itself
-                if not on_worker and not self._domain._in_held_section():
+                if not on_worker and not self._readers.in_held_section():
                     self._wait_for_space()
                 elif not on_worker and self._pending >= 2 * self._max_pending:
                     # The section holds up every grace period that could
                     # drain the backlog: below the ceiling it only forces.
                     raise ReadSectionError(
-                        f"call_rcu() inside a read section of {self._domain.name!r} with "
+                        f"call_rcu() inside a read section of {self._name!r} with "
                         f"{self._pending} callbacks pending (max_pending="
                         f"{self._max_pending}): no grace period can end before the "
                         "section does; leave it before queueing more"
@@ -211,13 +245,13 @@ class CallbackEngine:
             return
         if self._failure is not None:
             raise self._failure_error()
-        raise DomainClosedError(f"{self._domain.name!r} is closed")
+        raise DomainClosedError(f"{self._name!r} is closed")
 
     def _wait_for_space(self) -> None:
         # Lock held, by a thread outside any read section of the domain. An
         # online qsbr thread goes offline meanwhile, or the grace period that
         # drains the backlog would wait for it.
-        resume = self._domain._pause_current()
+        resume = self._readers.pause_current()
         try:
             while self._pending >= self._max_pending and self._state == _OPEN:
                 # Force (again) at every wait: the batch that an earlier force
@@ -232,7 +266,7 @@ class CallbackEngine:
         if self._state != _OPEN:
             if self._failure is not None:
                 raise self._failure_error()
-            raise DomainClosedError(f"{self._domain.name!r} was closed meanwhile")
+            raise DomainClosedError(f"{self._name!r} was closed meanwhile")
 
     def _enqueue(self, item: _Item) -> None:
         # Called with the lock held. Wake the worker only when it has
@@ -254,9 +288,7 @@ class CallbackEngine:
         # (start() may fail: at interpreter shutdown, past a thread limit);
         # it cannot run a callback before the lock is released, so
         # _worker_ident is set before any callback can ask on_worker_thread().
-        worker = threading.Thread(
-            target=self._run, name=f"rcu-callbacks-{self._domain.name}", daemon=True
-        )
+        worker = threading.Thread(target=self._run, name=f"rcu-callbacks-{self._name}", daemon=True)
         worker.start()
         self._worker = worker
         self._worker_ident = worker.ident
@@ -288,7 +320,7 @@ class CallbackEngine:
                 return True
             self._force = True
             self._enqueue((done.set, (), _BARRIER))
-        resume = self._domain._pause_current()
+        resume = self._readers.pause_current()
         try:
             finished = done.wait(remaining(deadline))
         finally:
@@ -308,7 +340,7 @@ class CallbackEngine:
             self._fail(exc)
 
     def _serve(self) -> None:
-        domain = self._domain
+        grace = self._grace
         while True:
             with self.lock:
                 batch = self._next_batch()
@@ -317,8 +349,8 @@ class CallbackEngine:
                 request = self._gp_request
             # Waiting without the lock: producers keep queueing meanwhile, and
             # their callbacks get the next grace period's number.
-            target = domain._next_target() if batch else request
-            if domain._wait_paused(target, None, abort=self._dropping):
+            target = grace.next_target() if batch else request
+            if grace.wait_for(target, None, abort=self._dropping):
                 if batch:
                     self._invoke(batch)
                     self._release_reader()
@@ -344,7 +376,7 @@ class CallbackEngine:
             # below wakes the barriers, which look at it when they wake.
             self._failure = exc
             self._failure_message = (
-                f"the callback worker of RCU domain {self._domain.name!r} failed "
+                f"the callback worker of RCU domain {self._name!r} failed "
                 f"({type(exc).__name__}: {exc}); {lost} queued callback(s) could not run "
                 "and were counted as dropped"
             )
@@ -353,7 +385,7 @@ class CallbackEngine:
             self._worker_ident = None
             _print_error(
                 exc,
-                f"Exception in the callback worker of RCU domain {self._domain.name!r} "
+                f"Exception in the callback worker of RCU domain {self._name!r} "
                 f"({lost} callback(s) dropped; call_rcu, barrier and close now raise RcuError):",
             )
             self._drop(self._running)
@@ -375,7 +407,7 @@ class CallbackEngine:
                 if left <= 0:
                     break
                 self._work.wait(left)
-            elif self._gp_request > self._domain._completed:
+            elif self._gp_request > self._grace.completed:
                 return collections.deque()
             elif self._state != _OPEN:
                 self._state = _CLOSED
@@ -419,7 +451,7 @@ class CallbackEngine:
         qsbr worker goes offline; an epoch section a callback left open is
         reported and closed, or the worker would wait for itself.
         """
-        reader = self._domain._current_reader()
+        reader = self._readers.current()
         if reader is None or not reader.ctr:
             return
         if reader.depth:
@@ -442,7 +474,7 @@ class CallbackEngine:
         _print_error(exc, self._about("RCU callback", fn))
 
     def _about(self, what: str, fn: object) -> str:
-        return f"Exception in {what} {fn!r} of RCU domain {self._domain.name!r}:"
+        return f"Exception in {what} {fn!r} of RCU domain {self._name!r}:"
 
     # ------------------------------------------------------------------
     # Shutdown, statistics, fork
@@ -470,7 +502,7 @@ class CallbackEngine:
         if worker is None:
             return True
         if not drain:
-            self._domain._wake_waiters()
+            self._grace.wake_waiters()
         worker.join(remaining(deadline))
         if self._failure is not None:
             raise self._failure_error()
@@ -489,36 +521,25 @@ class CallbackEngine:
         self._pending -= dropped
         self._dropped += dropped
 
-    def statistics(
-        self,
-        *,
-        name: str,
-        flavor: str,
-        grace_periods: int,
-        gp_latency: Percentiles,
-        readers: int,
-        stalls: int,
-        handoffs: int,
-        handoff_time: float,
-    ) -> DomainStatistics:
-        """Combine the engine's counters with the domain's into one snapshot."""
+    def counts(self) -> CallbackCounts:
+        """A consistent snapshot of the engine's counters."""
         with self.lock:
-            return DomainStatistics(
-                name=name,
-                flavor=flavor,
-                grace_periods=grace_periods,
-                callbacks_queued=self._queued,
-                callbacks_invoked=self._invoked,
-                callbacks_failed=self._failed,
-                callbacks_dropped=self._dropped,
+            return CallbackCounts(
+                queued=self._queued,
+                invoked=self._invoked,
+                failed=self._failed,
+                dropped=self._dropped,
                 pending=self._pending,
                 peak_pending=self._peak_pending,
-                gp_latency=gp_latency,
-                readers=readers,
-                stalls=stalls,
-                handoffs=handoffs,
-                handoff_time=handoff_time,
             )
+
+    def before_fork(self) -> None:
+        """Take the engine's lock (see rcu._lifecycle)."""
+        self.lock.acquire()
+
+    def after_fork_in_parent(self) -> None:
+        """Release the engine's lock."""
+        self.lock.release()
 
     def after_fork_in_child(self) -> None:
         """Forget the parent's worker; run what the parent had not run yet."""
@@ -545,7 +566,7 @@ class CallbackEngine:
         self._worker_ident = None
         if self._state in (_DRAINING, _DROPPING) and not leftover:
             self._state = _CLOSED
-        if leftover or self._gp_request > self._domain._completed:
+        if leftover or self._gp_request > self._grace.completed:
             self._force = True
             self._first_at = time.monotonic()
             self._start_worker()

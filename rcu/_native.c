@@ -17,8 +17,9 @@
  * the epoch flavor's lock/unlock/__enter__/__exit__, the qsbr flavor's
  * quiescent_state/offline/online, and the driver's per-reader check
  * is_ongoing(). Everything else (registration, the driver's loop, the
- * handoff gate, the callback engine) stays in Python, in rcu/_domain.py
- * and rcu/_reader.py, which also hold the pure-Python reference of every
+ * handoff gate, the callback engine) stays in Python, in rcu/_registry.py,
+ * rcu/_grace.py and rcu/_reader.py, which also hold the pure-Python
+ * reference of every
  * function below. The slow paths (a flagged reader that must signal the
  * driver or step aside) call back into Python: Reader._flagged() and
  * GracePeriodState.signal().
@@ -28,7 +29,7 @@
  *
  *   reader, outermost lock / online / quiescent_state:
  *       store ctr; FENCE(seq_cst); ... loads of shared data
- *   driver (rcu/_domain.py), a grace period:
+ *   driver (rcu/_grace.py), a grace period:
  *       store new pointer; store gp.ctr (seq_cst); FENCE; load reader ctr
  *   Either the driver sees the reader's ctr (and waits for it), or the
  *   reader's later loads see the new pointer. (Store-buffering: without
@@ -44,7 +45,7 @@
  * Threads
  * -------
  * One writer per field: ctr, depth and stepped are written by the owner
- * thread (or, once it is dead or unregistering itself, by rcu/_domain.py),
+ * thread (or, once it is dead or unregistering itself, by rcu/_registry.py),
  * waiting by the thread driving the grace period. Every call checks that
  * it runs on the handle's owner thread (a few nanoseconds) and raises
  * RcuError otherwise: a handle used from another thread could end the
@@ -322,7 +323,7 @@ reader_dealloc(ReaderObject *self)
     Py_DECREF(tp);
 }
 
-/* -- attributes (the interface rcu/_domain.py and rcu/_debug.py use) -- */
+/* -- attributes (the interface rcu/_registry.py, rcu/_grace.py and rcu/_debug.py use) -- */
 
 static PyObject *
 reader_get_ctr(ReaderObject *self, void *Py_UNUSED(closure))
@@ -342,7 +343,7 @@ reader_set_ctr(ReaderObject *self, PyObject *value, void *Py_UNUSED(closure))
     if (v == (unsigned long long)-1 && PyErr_Occurred()) {
         return -1;
     }
-    /* From rcu/_domain.py: online at registration (under its registry lock)
+    /* From rcu/_registry.py: online at registration (under the registry lock)
      * or cleared for a thread that unregisters or died.
      * ORDER: the store, then a fence, so that it precedes the caller's later
      * load of waiting (as in unlock: no lost wake-up). */

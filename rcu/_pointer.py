@@ -59,9 +59,10 @@ class Pointer(Generic[T]):
         self._debug = domain.debug
         # Guards _value against other writers: every store of it (publish,
         # exchange, compare_and_set, and replace through them) is under it.
-        # Readers never take it. A leaf outside the domain's lock order: it is
-        # released before replace() calls call_rcu, so no domain lock is
-        # taken while it is held, and it is never taken under one.
+        # Readers never take it. A leaf outside the rcu lock order
+        # (rcu._lifecycle): it is released before replace() calls call_rcu,
+        # so no lock of the order is taken while it is held, and it is never
+        # taken under one.
         self._write_lock = threading.Lock()
 
     @property

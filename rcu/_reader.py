@@ -25,7 +25,7 @@ Fields and who writes them (one writer per field; written where relied on):
     calls that would deadlock inside a section are caught at the call.
 ``waiting``
     Written by the thread that drives the current grace period only (there is
-    at most one at a time, see ``Domain``): ``NOT_WAITING``, ``HOLDOUT`` (the
+    at most one at a time, see :mod:`rcu._grace`): ``NOT_WAITING``, ``HOLDOUT`` (the
     grace period waits for this reader) or ``STEP_ASIDE`` (it does not, but
     should hand the interpreter over, see below). When it is not
     ``NOT_WAITING`` the owner takes the slow path as it leaves its section: a
@@ -147,9 +147,9 @@ class GracePeriodState(_Counter):
         # outside any read section) only to block until the driver opens it.
         self.gate: threading.Lock | None = None
         # The wake-up signal: a lock used as a binary semaphore (released means
-        # signalled), not a mutex; it guards nothing. Outside the domain's lock
-        # order: release() never blocks, and the driver waits on it holding
-        # none of the domain's locks.
+        # signalled), not a mutex; it guards nothing. Outside the rcu lock
+        # order (rcu._lifecycle): release() never blocks, and the driver
+        # waits on it holding none of the order's locks.
         self._wakeup = threading.Lock()
         self._wakeup.acquire()
 

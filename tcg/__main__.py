@@ -123,7 +123,7 @@ def parser() -> argparse.ArgumentParser:
 
 def _print_stats(result: MachineResult) -> None:
     b, p = result.buffer, result.policy
-    pause = p.pause
+    flush = p.flush_latency
     lines = [
         f"guest instructions {result.instructions:,} in {result.seconds:.3f} s "
         f"({result.mips:.2f} MIPS), per hart {list(result.per_hart)}",
@@ -131,7 +131,8 @@ def _print_stats(result: MachineResult) -> None:
         f"invalidated {b.invalidations:,}",
         f"policy {p.policy}: flushes {p.flushes}, regions retired {p.retirements}, "
         f"reclaimed {p.reclaims}, translator waits {p.translator_waits}",
-        f"pauses: {pause.count}, p50 {pause.p50 * 1e3:.3f} ms, max {pause.max * 1e3:.3f} ms; "
+        f"flush latency: {flush.count} flushes, p50 {flush.p50 * 1e3:.3f} ms, "
+        f"max {flush.max * 1e3:.3f} ms; "
         f"peak live {b.peak_live_bytes / 1024:.1f} KiB, "
         f"peak retired {b.peak_retired_bytes / 1024:.1f} KiB",
     ]

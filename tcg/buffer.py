@@ -170,17 +170,31 @@ class LinkStatistics:
 class BufferStatistics:
     """A snapshot of a translation buffer's counters (bytes are host-code bytes)."""
 
+    #: Bytes of host code the buffer holds.
     capacity: int
+    #: How many equal regions they are cut into.
     regions: int
+    #: Bytes per region.
     region_size: int
+    #: TBs published.
     translations: int
+    #: Of those, TBs published for a key (pc, flags) published before.
     retranslations: int
+    #: TBs unlinked one by one (guest stores to their code, or a stale TB
+    #: replaced by a translation of its pc with another range).
     invalidations: int
+    #: Bytes of published TBs.
     live_bytes: int
+    #: Bytes unpublished whose space cannot be reused yet (retired regions not
+    #: reclaimed, invalidated TBs).
     retired_bytes: int
+    #: The most ``live_bytes`` ever were.
     peak_live_bytes: int
+    #: The most ``retired_bytes`` ever were.
     peak_retired_bytes: int
+    #: Published TBs.
     tbs: int
+    #: Regions free to fill.
     free_regions: int
     #: (seconds since the buffer was created, live bytes, retired bytes) samples
     timeline: tuple[tuple[float, int, int], ...]
@@ -230,6 +244,12 @@ class TranslationBuffer:
         self.watch = watch
         # Read by vCPUs without a lock (one list index per executed TB).
         self.generations = [0] * regions
+        # Guards every field below and the writes to the index, the jump
+        # caches, generations and the watch bits (vCPUs read those without
+        # it). Lock order: the innermost lock but the owner's leaves: taken
+        # inside exclusive sections, rcu callbacks, the policy's lock and a
+        # machine's reservation lock; while it is held nothing else is taken
+        # (no policy call, no on_violation, no guest code).
         self._lock = threading.Lock()
         self._state = [FREE] * regions
         self._used = [0] * regions  # allocation offset within each region

@@ -39,6 +39,7 @@ from tcg.compare import (
     schedule,
 )
 from tcg.engines import DEFAULT_ENGINE, ENGINES, engine_available
+from tcg.record import ComparisonDocument
 from tcg.report import failures, table_rows, verdict_points
 
 __all__ = ["DEFAULTS", "STALL_DEFAULTS", "main", "parser"]
@@ -316,7 +317,7 @@ def settings_from(args: argparse.Namespace, p: argparse.ArgumentParser) -> Setti
 # Output
 
 
-def _print_table(doc: dict[str, Any], wide: bool, out: TextIO) -> None:
+def _print_table(doc: ComparisonDocument, wide: bool, out: TextIO) -> None:
     head, rows = table_rows(doc, wide=wide)
     try:
         from rich import box
@@ -415,8 +416,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     out = sys.stderr if args.json == "-" else sys.stdout
     with _Progress(len(schedule(settings)), args.quiet) as progress:
         doc = run_comparison(settings, progress)
+    typed = ComparisonDocument.from_json(doc)
     if not args.quiet:
-        _print_table(doc, args.wide, out)
+        _print_table(typed, args.wide, out)
     text = json.dumps(doc, indent=1) + "\n"
     if args.json == "-":
         sys.stdout.write(text)
@@ -427,14 +429,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.report is not None:
         from tcg.report import write_report
 
-        written = write_report(doc, Path(args.report))
+        written = write_report(typed, Path(args.report))
         print(f"rcu-compare: report written to {written[-1]}", file=out)
-    bad = failures(doc["cells"]) + failures(doc["baselines"])
+    bad = failures(typed.cells) + failures(typed.baselines)
     for line in bad:
         print(f"rcu-compare: FAILED: {line}", file=sys.stderr)
     width = min(100, shutil.get_terminal_size((80, 24)).columns)
     print(file=out)
-    print(_wrapped(verdict_points(doc), width), file=out)
+    print(_wrapped(verdict_points(typed), width), file=out)
     return 1 if bad else 0
 
 

@@ -1,7 +1,8 @@
-"""Engines: which emulator runs a guest program under our buffer and policies.
+"""Engines by name: which emulator runs a guest program under our buffer and policies.
 
-Every engine is a :class:`tcg.Machine` (same keywords, same
-:class:`~tcg.machine.MachineResult`), so a caller picks one by name:
+Every engine (:class:`tcg.engine.Engine`) runs in a :class:`tcg.Machine`
+(same keywords, same :class:`~tcg.machine.MachineResult`); this registry
+names the machine of each, so a caller picks one by name:
 
 * ``"tcg"``: our engine, guest blocks translated to Python functions;
 * ``"tinyrv"``: tinyrv's instruction handlers (:mod:`tcg.adapters.tinyrv`),

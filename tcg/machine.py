@@ -1,49 +1,50 @@
 """Machine: guest programs on N vCPU threads sharing one translation buffer.
 
 This is QEMU's multi-threaded TCG in miniature. Every hart runs on its own
-thread, in a cpu loop (``cpu_exec``): find the translated block for the pc
-(jump cache, then index, then translate), run it, repeat, checking for exit
-requests at every block boundary. The translation buffer and its retirement
-policy are shared by all harts, so reclamation happens while other harts run
-the code being reclaimed: the situation both policies exist for.
+thread, in the cpu loop (:mod:`tcg.cpu_loop`, QEMU's ``cpu_exec``): find the
+translated block for the pc (jump cache, then index, then translate), run
+it, repeat, checking for exit requests at every block boundary. The
+translation buffer and its retirement policy are shared by all harts, so
+reclamation happens while other harts run the code being reclaimed: the
+situation both policies exist for.
 
-The cpu loop of one hart::
+The machine owns what does not depend on how a block is produced or run:
+argument checks, the guest program's RAM and the page watch array, the
+world, the policy and the buffer, the threads, the instruction limit, the
+system-call ABI's output and exit codes, LR reservations and the result.
+Its cpu loop translates through ``Machine._translate`` (a block that does
+not fit a region is retried with fewer instructions; guest bytes rewritten
+while they were translated are translated again) and asks
+``Machine._next_check`` after every exit from guest code whether to go on
+and where the limit is next compared.
 
-    while the machine runs:
-        with cpu.running():                 # stop-the-world read side
-            hooks.enter()                   # the policy's read side (RCU)
-            mark.seq += 1                   # the grace-period check (VcpuMark)
-            while not cpu.exit_requested and below the limit:
-                tb = lookup or translate    # BufferFullError: leave, wait, retry
-                if tb is special: leave     # ecall, atomics, fence.i, csr...
-                check tb; pc = tb.fn(hart); check tb   # the reclamation oracle
-                mark.seq += 1; hooks.boundary(); mark.seq += 1   # a quiescent point
-            mark.seq += 1
-            hooks.leave()
-        wait for space / run the special instruction / process queued work
-
-Special instructions run outside guest code: atomics (LR/SC, AMOs) inside an
-exclusive section (QEMU's ``cpu_exec_step_atomic``), whatever the policy, so
-that a read-modify-write is atomic across harts; system calls and the rest
-directly with the reference interpreter.
+Special instructions run outside guest code, by the engine: atomics (LR/SC,
+AMOs) inside an exclusive section, whatever the policy, so that a
+read-modify-write is atomic across harts (QEMU's ``cpu_exec_step_atomic``);
+system calls and the rest directly.
 
 Stores into watched pages (the hart's store hook) invalidate translated code
 on the page (self-modifying code) and break LR reservations on the word.
 Reservations are written by their own hart inside exclusive sections and
-cleared by other harts' stores under ``_reservation_lock``; both never
+cleared by other harts' stores under the reservation lock; both never
 overlap, because an exclusive section runs while no hart is in guest code.
 
-Lock order: exclusive section -> ``_reservation_lock`` -> buffer lock;
-``_output_lock`` is a leaf.
+Lock order: exclusive section -> reservation lock -> buffer lock;
+``_state_lock`` and ``_output_lock`` are leaves (nothing is taken while one
+is held; the state lock is released before a halt kicks the vCPUs).
 
 Other engines
 -------------
-The cpu loop, the policy and world wiring, the special-instruction protocol and
-the statistics do not depend on how a block is produced or run. A subclass
-plugs another engine in by overriding four methods: :meth:`Machine._new_hart`
-(the per-vCPU state, an :class:`EngineHart`), :meth:`Machine._generate` (a
-block's function, guest end and host bytes), :meth:`Machine._is_host_call` and
-:meth:`Machine._run_special`. :mod:`tcg.adapters.tinyrv` is one.
+How a block is produced and run is the engine's business (:mod:`tcg.engine`):
+``Machine(program, engine=factory)`` calls ``factory(services)`` once the
+program is loaded, with an :class:`~tcg.engine.EngineServices` object (the
+RAM, the watch array, the world, system calls, reservation updates and store
+notifications), and gets an :class:`~tcg.engine.Engine`: the harts
+(:class:`~tcg.engine.EngineHart`), a block's code at a pc, and special
+instructions. The default is our translator,
+:class:`tcg.riscv_engine.RiscvEngine`; :mod:`tcg.adapters.tinyrv` is another.
+The cpu loop, the policy and world wiring, the special-instruction protocol
+and the statistics are the same for every engine.
 """
 
 from __future__ import annotations
@@ -54,14 +55,15 @@ import os
 import threading
 import time
 from dataclasses import dataclass
-from typing import BinaryIO, Literal, Protocol, cast
+from typing import Any, BinaryIO, Literal
 
 import quiescent
-from tcg.block import BlockFunction, TranslationBlock
-from tcg.buffer import BufferStatistics, TranslationBuffer, VcpuMark
+from tcg.block import TranslationBlock
+from tcg.buffer import BufferStatistics, TranslationBuffer
+from tcg.cpu_loop import CpuLoop
+from tcg.engine import Engine, EngineFactory, EngineHart, special_block
 from tcg.errors import (
     BlockTooLargeError,
-    BufferFullError,
     MachineConfigError,
     MachineError,
     UseAfterReclaimError,
@@ -70,16 +72,14 @@ from tcg.policies import (
     POLICIES,
     PolicyFactory,
     PolicyStatistics,
-    VcpuHooks,
     make_policy,
 )
-from tcg.riscv.decode import decode
 from tcg.riscv.elf import DEFAULT_RAM_SIZE, PAGE_SIZE, load_elf
 from tcg.riscv.errors import GuestFault
 from tcg.riscv.hart import Hart
-from tcg.riscv.interp import Exit, fetch, step
-from tcg.riscv.syscalls import SYS_NANOSLEEP, Outcome, syscall
-from tcg.riscv.translate import DEFAULT_MAX_INSNS, MAX_INSNS, translate
+from tcg.riscv.syscalls import Outcome, syscall
+from tcg.riscv.translate import DEFAULT_MAX_INSNS, MAX_INSNS
+from tcg.riscv_engine import RiscvEngine
 
 __all__ = [
     "POLICIES",
@@ -93,11 +93,12 @@ __all__ = [
     "special_block",
 ]
 
-ECALL = 0x00000073
 #: A hart's instret never reaches it: the cpu loop's check when there is no limit.
 _NO_LIMIT = 1 << 62
 
-#: watch-array bit of pages holding an LR-reserved word (bit 0: translated code).
+#: watch-array bit of pages holding translated code (set by the buffer).
+CODE = 1
+#: watch-array bit of pages holding an LR-reserved word.
 RESERVED = 2
 
 Stopped = Literal["exit", "fault", "violation", "limit"]
@@ -129,41 +130,6 @@ class MachineResult:
         return self.instructions / self.seconds / 1e6 if self.seconds > 0 else 0.0
 
 
-class EngineHart(Protocol):
-    """What the cpu loop needs of a vCPU's state, whatever the engine.
-
-    ``pc``, ``instret`` and ``reservation`` (the LR-reserved address or
-    None) belong to the hart's thread, except that another hart's store may
-    clear ``reservation`` under the machine's reservation lock.
-    """
-
-    hart_id: int
-    pc: int
-    instret: int
-    reservation: int | None
-
-    def reset(self, entry: int, n_harts: int) -> None:
-        """Set the ABI's start state (pc, a0 = hart id, a1 = harts, sp)."""
-
-
-class _MachineHart(Hart):
-    """A hart whose store hook reports to its machine."""
-
-    __slots__ = ("machine",)
-
-    def __init__(self, machine: Machine, ram: bytearray, hart_id: int, watch: bytearray) -> None:
-        super().__init__(ram, hart_id, watch=watch)
-        self.machine = machine
-
-    def on_store(self, addr: int, size: int) -> None:
-        self.machine._on_store(addr, size)
-
-
-def special_block(h: object) -> int:
-    """Stands for an instruction run outside guest code (its TB has no code of its own)."""
-    raise AssertionError("special blocks are never called")
-
-
 class Machine:
     """A RISC-V machine: ``vcpus`` harts on threads, one translation buffer.
 
@@ -185,6 +151,10 @@ class Machine:
     first, as QEMU drops its locks around blocking I/O: neither a flush nor a
     grace period waits for it), or ``"inside"`` (the naive way, a stalled
     vCPU: exclusive sections and grace periods wait for the call to end).
+
+    ``engine`` makes the engine that produces and runs the blocks (see
+    :mod:`tcg.engine`): called once with the machine's
+    :class:`~tcg.engine.EngineServices`; our translator by default.
     """
 
     def __init__(
@@ -200,6 +170,7 @@ class Machine:
         max_instructions: int | None = None,
         host_calls: Literal["outside", "inside"] = "outside",
         echo: BinaryIO | None = None,
+        engine: EngineFactory = RiscvEngine,
     ) -> None:
         for name, value in (("vcpus", vcpus), ("regions", regions)):
             if isinstance(value, bool) or not isinstance(value, int):
@@ -222,6 +193,8 @@ class Machine:
             raise ValueError(f"max_block_insns must be in [1, {MAX_INSNS}], not {max_block_insns}")
         if host_calls not in ("outside", "inside"):
             raise ValueError(f"host_calls must be 'outside' or 'inside', not {host_calls!r}")
+        if not callable(engine):
+            raise TypeError(f"engine must be an engine factory, not {type(engine).__name__}")
         loaded = load_elf(program, ram_size=ram_size)  # LoaderError before anything runs
         capacity = int(buffer_kb * 1024)
         if capacity < regions:
@@ -232,33 +205,42 @@ class Machine:
         self.max_block_insns = max_block_insns
         self.max_instructions = max_instructions
         self.host_calls = host_calls
+        self.watch = bytearray(len(self.ram) // PAGE_SIZE)
+        # The engine before the world and the policy: an engine that cannot
+        # be made (tinyrv not installed) leaves no policy behind.
+        services = _Services(self)
+        self.engine: Engine[Any] = engine(services)
         self.world = quiescent.World(name="machine")
         self.policy = make_policy(policy, self.world)
-        self.watch = bytearray(len(self.ram) // PAGE_SIZE)
         self.buffer = TranslationBuffer(
             capacity, regions, self.policy, watch=self.watch, on_violation=self._violation
         )
-        self.harts: list[EngineHart] = [self._new_hart(i) for i in range(vcpus)]
+        self.harts: list[EngineHart] = [self.engine.new_hart(i) for i in range(vcpus)]
         for h in self.harts:
             h.reset(self.entry, vcpus)
+        self._loop: CpuLoop[Any] = CpuLoop(
+            self.world,
+            self.buffer,
+            self.engine,
+            translate=self._translate,
+            next_check=self._next_check,
+            host_calls=host_calls,
+        )
         self._echo = echo
         self._out = {1: bytearray(), 2: bytearray()}
+        # Guards _out and the writes to echo; a leaf.
         self._output_lock = threading.Lock()
-        self._reservation_lock = threading.Lock()  # guards _reserved_pages, see above
-        self._reserved_pages: set[int] = set()
-        self._stop = False  # set once; read by every hart at its safe points
+        self._stop = False  # set once, under _state_lock; read by every hart at its safe points
         self._stopped: Stopped = "exit"
         self._fault: GuestFault | None = None
         self._violations: list[str] = []
         self._exit_codes: dict[int, int] = {}
         self._group_exit: int | None = None
         self._error: BaseException | None = None
-        self._state_lock = threading.Lock()  # guards the six fields above
+        # Guards the seven fields above (_stop is also read without it: it
+        # only ever goes from False to True); a leaf.
+        self._state_lock = threading.Lock()
         self._ran = False
-
-    def _new_hart(self, hart_id: int) -> EngineHart:
-        """The state of vCPU ``hart_id`` (an engine's override returns its own)."""
-        return _MachineHart(self, self.ram, hart_id, self.watch)
 
     # ------------------------------------------------------------------
     # Running
@@ -357,12 +339,8 @@ class Machine:
         self._halt("violation")
 
     def _hart_main(self, h: EngineHart) -> None:
-        cpu = self.world.register(name=f"hart{h.hart_id}")
-        hooks = self.policy.vcpu_hooks()
-        cache = self.buffer.new_jump_cache()
-        mark = self.buffer.new_vcpu_mark(f"hart{h.hart_id}")
         try:
-            self._cpu_loop(h, cpu, hooks, cache, mark)
+            self._loop.run(h, f"hart{h.hart_id}")
         except GuestFault as fault:
             with self._state_lock:
                 if self._fault is None:
@@ -377,109 +355,34 @@ class Machine:
                 if self._error is None:
                     self._error = exc
             self._halt("fault")
-        finally:
-            self.buffer.drop_vcpu_mark(mark)
-            self.buffer.drop_jump_cache(cache)
-            cpu.unregister()
 
-    def _cpu_loop(
-        self,
-        h: EngineHart,
-        cpu: quiescent.Vcpu,
-        hooks: VcpuHooks,
-        cache: list[TranslationBlock | None],
-        mark: VcpuMark,
-    ) -> None:
-        enter, leave, boundary = hooks.enter, hooks.leave, hooks.boundary
-        lookup = self.buffer.lookup
-        on_full = self.policy.on_full
-        generations = self.buffer.generations
-        limit = self.max_instructions
-        inside = self.host_calls == "inside"
-        # The limit is checked where guest code can see it: a guest that loops
-        # without a special instruction never leaves the inner loop. One
-        # comparison per block against this hart's share of what is left.
-        check_at = self._limit_check_at(h)
-        pc = h.pc
-        while not self._stop:
-            token: object = None
-            full = special = False
-            with cpu.running():
-                enter()
-                # ORDER: odd after the read side is entered, even again
-                # before it is left or cut (see VcpuMark).
-                mark.seq += 1
-                try:
-                    while not cpu.exit_requested and h.instret < check_at:
-                        tb = lookup(cache, pc)
-                        if tb is None:
-                            try:
-                                tb = self._translate(pc)
-                            except BufferFullError:
-                                # Asked here, where the buffer was found full
-                                # (the flush count this hart saw).
-                                token, full = on_full(), True
-                                break
-                        fn = tb.fn
-                        if fn is special_block:
-                            if inside and self._is_host_call(h, pc):
-                                # The naive way: block with the read side
-                                # held (a stalled vCPU, for comparison).
-                                h.pc = pc
-                                self._run_special(h)
-                                pc = h.pc
-                                continue
-                            special = True
-                            break
-                        # The oracle, before and after: the region of the TB
-                        # must not be reclaimed while this hart runs it.
-                        if generations[tb.region] != tb.generation:
-                            tb.check(generations)
-                        pc = fn(h)
-                        if generations[tb.region] != tb.generation:
-                            tb.check(generations)
-                        mark.seq += 1
-                        boundary()
-                        mark.seq += 1
-                finally:
-                    mark.seq += 1
-                    leave()
-                    h.pc = pc
-            if full:
-                self.policy.wait_for_space(token)
-            elif special:
-                if not self._run_special(h):
-                    return  # this hart exited
-                pc = h.pc
-            cpu.process_work()
-            if limit is not None and self._instructions() >= limit:
-                self._halt("limit")
-            check_at = self._limit_check_at(h)
-
-    def _instructions(self) -> int:
-        return sum(h.instret for h in self.harts)
-
-    def _limit_check_at(self, h: EngineHart) -> int:
+    def _next_check(self, h: EngineHart) -> int | None:
         """The instret at which hart ``h`` next compares the harts' total with the limit.
 
-        Each hart takes an equal share of the instructions left, so the
-        harts together overshoot the limit by at most one block each.
+        Asked by the cpu loop outside guest code; None once the machine
+        stops (the limit reached: it stops here). Each hart takes an equal
+        share of the instructions left, so the harts together overshoot the
+        limit by at most one block each.
         """
         limit = self.max_instructions
-        if limit is None:
-            return _NO_LIMIT
-        left = limit - self._instructions()
-        return h.instret + max(1, -(-left // self.vcpus))
+        if limit is not None:
+            left = limit - sum(other.instret for other in self.harts)
+            if left <= 0:
+                self._halt("limit")
+                return None
+            return None if self._stop else h.instret - (-left // self.vcpus)
+        return None if self._stop else _NO_LIMIT
 
     def _translate(self, pc: int) -> TranslationBlock:
         """Translate the block at ``pc`` and publish it (inside the read side)."""
         ram = self.ram
+        generate = self.engine.generate
         max_insns = self.max_block_insns
         while True:
             # Snapshot the guest bytes first: if another hart rewrites them
             # while this one translates, the check below catches it.
             before = bytes(ram[pc : pc + 4 * max_insns])
-            fn, end, host = self._generate(pc, max_insns)
+            fn, end, host = generate(pc, max_insns)
             try:
                 tb = self.buffer.add(pc, end, fn, host)
             except BlockTooLargeError as exc:
@@ -495,62 +398,8 @@ class Machine:
                 return tb
             self.buffer.invalidate(pc, end)  # rewritten meanwhile: translate again
 
-    def _generate(self, pc: int, max_insns: int) -> tuple[BlockFunction, int, bytes]:
-        """The code of the block at ``pc``: its function, guest end and host bytes.
-
-        A special instruction gets :func:`special_block` as its function (the cpu
-        loop leaves guest code and calls :meth:`_run_special` for it).
-        """
-        code = translate(self.ram, pc, max_insns=max_insns)
-        if code.n_insns == 0:
-            # A special instruction: its "host code" is the word the
-            # interpreter will run.
-            return special_block, pc + 4, bytes(self.ram[pc : pc + 4]) or b"\0"
-        return code.fn, code.end, code.code_bytes
-
     # ------------------------------------------------------------------
-    # Special instructions, system calls, stores
-
-    def _is_host_call(self, h: EngineHart, pc: int) -> bool:
-        """Is the instruction at ``pc`` an ``ecall`` of a blocking host call?"""
-        hart = cast(_MachineHart, h)
-        return fetch(hart, pc) == ECALL and hart.x[17] == SYS_NANOSLEEP
-
-    def _run_special(self, h: EngineHart) -> bool:
-        """Run the instruction at ``h.pc`` outside guest code; False once the hart exited."""
-        hart = cast(_MachineHart, h)
-        insn = decode(fetch(hart, hart.pc))
-        if insn.is_atomic:
-            with self.world.exclusive():
-                step(hart)
-                self._update_reservations()
-            return True
-        if step(hart) is Exit.ECALL:
-            return self._syscall(hart)
-        return True
-
-    def _on_store(self, addr: int, size: int) -> None:
-        flags = self.watch[addr // PAGE_SIZE]
-        if flags & 1:
-            self.buffer.invalidate(addr, addr + size)
-        if flags & RESERVED:
-            self._update_reservations(addr, size)
-
-    def _update_reservations(self, addr: int = 0, size: int = 0) -> None:
-        """Break reservations overlapping ``[addr, addr + size)``; re-mark reserved pages.
-
-        Called after every atomic step (inside its exclusive section) and
-        after stores to reserved pages (by running harts).
-        """
-        with self._reservation_lock:
-            for other in self.harts:
-                r = other.reservation
-                if r is not None and r < addr + size and addr < r + 4:
-                    other.reservation = None
-            pages = {h.reservation // PAGE_SIZE for h in self.harts if h.reservation is not None}
-            for page in pages ^ self._reserved_pages:
-                self.buffer.mark_page(page, RESERVED, page in pages)
-            self._reserved_pages = pages
+    # System calls and output
 
     def _syscall(self, h: Hart) -> bool:
         """Perform the ``ecall`` that ``h`` just stepped over; False once the hart exited."""
@@ -572,6 +421,67 @@ class Machine:
             if fd == 1 and self._echo is not None:
                 self._echo.write(data)
                 self._echo.flush()
+
+
+class _Services:
+    """A machine's :class:`~tcg.engine.EngineServices`: what its engine may use of it.
+
+    It owns the LR reservation bookkeeping: which pages hold a reserved
+    word (watched with :data:`RESERVED`), and the lock under which any hart
+    clears another's reservation.
+    """
+
+    __slots__ = ("_machine", "_reservation_lock", "_reserved_pages", "ram", "watch")
+
+    def __init__(self, machine: Machine) -> None:
+        self._machine = machine
+        self.ram = machine.ram
+        self.watch = machine.watch
+        # Guards _reserved_pages and the clearing of harts' reservations by
+        # other harts. Lock order: taken inside an exclusive section (an
+        # atomic step) or by a running hart's store; takes the buffer lock
+        # (mark_page) inside.
+        self._reservation_lock = threading.Lock()
+        self._reserved_pages: set[int] = set()
+
+    @property
+    def world(self) -> quiescent.World:
+        """The machine's world."""
+        return self._machine.world
+
+    def syscall(self, h: Hart) -> bool:
+        """The ``ecall`` that ``h`` just stepped over; False once the hart exited."""
+        return self._machine._syscall(h)
+
+    def update_reservations(
+        self, addr: int = 0, size: int = 0, *, spare: EngineHart | None = None
+    ) -> None:
+        """Break reservations on ``[addr, addr + size)`` but ``spare``'s; re-mark reserved pages.
+
+        Called after every atomic step (inside its exclusive section) and
+        after stores to reserved pages (by running harts).
+        """
+        harts = self._machine.harts
+        buffer = self._machine.buffer
+        with self._reservation_lock:
+            for other in harts:
+                r = other.reservation
+                if r is not None and r < addr + size and addr < r + 4 and other is not spare:
+                    other.reservation = None
+            pages = {h.reservation // PAGE_SIZE for h in harts if h.reservation is not None}
+            for page in pages ^ self._reserved_pages:
+                buffer.mark_page(page, RESERVED, page in pages)
+            self._reserved_pages = pages
+
+    def notify_store(self, addr: int, size: int, *, spare: EngineHart | None = None) -> None:
+        """A store of ``size`` bytes at ``addr`` to a watched page."""
+        watch = self.watch
+        last = (min(addr + size, len(self.ram)) - 1) // PAGE_SIZE
+        flags = watch[addr // PAGE_SIZE] | watch[last]
+        if flags & CODE:
+            self._machine.buffer.invalidate(addr, addr + size)
+        if flags & RESERVED:
+            self.update_reservations(addr, size, spare=spare)
 
 
 def _nothing() -> None:

@@ -82,30 +82,39 @@ BATCH_RESERVE = 4
 
 @dataclass(frozen=True, slots=True)
 class PolicyStatistics:
-    """What a policy did, in the units the comparison reports.
+    """What a policy did, in the units the comparison reports (times in seconds)."""
 
-    ``flushes``: full flushes. ``retirements``/``reclaims``: regions
-    unpublished / reclaimed after their grace period. ``invalidated``: TBs
-    unlinked by guest stores to code. ``translator_waits``: times a translator
-    had to wait for space, with ``wait`` their durations. ``pause``: how long
-    each stop of the world lasted, from request to release (empty for
-    policies that never stop vCPUs). ``gp_latency``: grace-period latency
-    (None for policies without grace periods). ``stepped_aside``: seconds
-    vCPUs spent stepping aside for grace periods at block boundaries, summed
-    over vCPUs (with a GIL only; see :mod:`rcu`): vCPU time the policy cost
-    beyond the translators' waits.
-    """
-
+    #: The policy's name (:attr:`RetirePolicy.name`).
     policy: str
+    #: Full flushes of the buffer.
     flushes: int
+    #: Regions unpublished to be reclaimed after a grace period.
     retirements: int
+    #: Retired regions reclaimed after their grace period.
     reclaims: int
+    #: TBs unlinked by guest stores to their code.
     invalidated: int
+    #: Times a translator had to wait for space.
     translator_waits: int
+    #: How long those waits lasted.
     wait: Percentiles
-    pause: Percentiles
+    #: Per flush, from the request (the translator that found the buffer full
+    #: starting to wait) until the buffer was flushed inside the exclusive
+    #: section; empty for policies that never flush. Not
+    #: :attr:`quiescent.WorldStatistics.pause`, which covers every exclusive
+    #: section from its stop request to its end.
+    flush_latency: Percentiles
+    #: Grace-period latency; None for policies without grace periods.
     gp_latency: Percentiles | None
+    #: Seconds vCPUs spent stepping aside for grace periods at block
+    #: boundaries, summed over vCPUs (with a GIL only; see :mod:`rcu`): vCPU
+    #: time the policy cost beyond the translators' waits.
     stepped_aside: float = 0.0
+
+    @property
+    def pause(self) -> Percentiles:
+        """The former name of :attr:`flush_latency`, kept as an alias."""
+        return self.flush_latency
 
 
 class RegionBuffer(Protocol):
@@ -166,9 +175,16 @@ class RetirePolicy(Protocol):
         """Release what the policy owns (threads, domains)."""
 
 
-class _PolicyBase:
-    """Bookkeeping shared by the shipped policies."""
+class _PolicyBase(RetirePolicy):
+    """Bookkeeping shared by the shipped policies.
 
+    It subclasses the protocol on purpose: a type checker then holds every
+    shipped policy to the protocol's signatures (and refuses to make one that
+    leaves a method out), and the methods a policy does not document itself
+    show the protocol's docstrings.
+    """
+
+    #: The name the emulator and ``rcu-compare`` know the policy by.
     name = "base"
 
     def __init__(self) -> None:
@@ -228,12 +244,13 @@ class StopTheWorldFlush(_PolicyBase):
         if not isinstance(world, quiescent.World):
             raise TypeError(f"world must be a quiescent.World, not {type(world).__name__}")
         super().__init__()
+        #: The world whose exclusive sections the flushes run in.
         self.world = world
         self._flushes = 0  # written only inside exclusive sections, under _lock
         self._requested: object = None  # the token being flushed for (under _lock)
         # A condition over _lock: _requested was cleared (a flush has ended).
         self._flushed = threading.Condition(self._lock)
-        self._pauses = LatencyWindow()
+        self._flush_latency = LatencyWindow()
 
     def on_full(self) -> object:
         return self._flushes
@@ -280,7 +297,7 @@ class StopTheWorldFlush(_PolicyBase):
         self.buffer.flush()
         with self._lock:
             self._flushes += 1
-        self._pauses.add(time.perf_counter_ns() - requested_ns)
+        self._flush_latency.add(time.perf_counter_ns() - requested_ns)
 
     def vcpu_hooks(self) -> VcpuHooks:
         # running() (entered by the cpu loop) is this policy's read side.
@@ -297,7 +314,7 @@ class StopTheWorldFlush(_PolicyBase):
             invalidated=invalidated,
             translator_waits=waits,
             wait=self._wait_times.percentiles(),
-            pause=self._pauses.percentiles(),
+            flush_latency=self._flush_latency.percentiles(),
             gp_latency=None,
         )
 
@@ -356,6 +373,8 @@ class RcuRetire(_PolicyBase):
     rcu-compare's time lost). Throughput is where it nets out.
     """
 
+    name = "rcu"
+
     def __init__(
         self,
         domain: rcu.Domain | None = None,
@@ -376,14 +395,18 @@ class RcuRetire(_PolicyBase):
         self._owns_domain = domain is None
         if domain is None:
             domain = rcu.Domain(flavor, name=f"tcg-rcu-{flavor}")
+        #: The RCU domain whose read sections the vCPUs hold in guest code.
         self.domain = domain
-        # The names the emulator and rcu-compare know these variants by.
+        #: The name the emulator and ``rcu-compare`` know this variant by
+        #: (``rcu``, ``rcu-qsbr``, ``rcu-sync``, ``rcu-batch``, ``rcu-reserveN``).
         self.name = "rcu" if self.domain.flavor == "epoch" else f"rcu-{self.domain.flavor}"
         if not deferred:
             self.name += "-sync"
         elif reserve > DEFAULT_RESERVE:
             self.name += "-batch" if reserve == BATCH_RESERVE else f"-reserve{reserve}"
+        #: Regions kept free or being reclaimed (the most retired at once).
         self.reserve = reserve
+        #: False for the unbatched variant (``rcu-sync``).
         self.deferred = deferred
         self._retirements = 0
         self._reclaims = 0
@@ -413,18 +436,19 @@ class RcuRetire(_PolicyBase):
 
     def on_full(self) -> object:
         if self.deferred:
-            self._retire(force=True)
+            self._retire()
         return None
 
     def on_region_start(self, free_regions: int) -> None:
         if self.deferred and free_regions < self.reserve:
-            self._retire(force=False)
+            self._retire()
 
-    def _retire(self, *, force: bool) -> None:
+    def _retire(self) -> None:
         with self._lock:
-            # At most `reserve` regions in flight: the memory bound. A full
-            # buffer with nothing in flight must retire one regardless.
-            if self._in_flight >= self.reserve and not (force and self._in_flight == 0):
+            # At most `reserve` regions in flight: the memory bound. With
+            # none in flight (a full buffer's first retirement) this always
+            # retires, since reserve >= 1.
+            if self._in_flight >= self.reserve:
                 return
             self._in_flight += 1
         # ORDER: unpublish first (retire_oldest), then take the cookie and
@@ -532,7 +556,7 @@ class RcuRetire(_PolicyBase):
             invalidated=invalidated,
             translator_waits=waits,
             wait=self._wait_times.percentiles(),
-            pause=Percentiles.of(()),
+            flush_latency=Percentiles.of(()),
             gp_latency=domain.gp_latency,
             stepped_aside=domain.handoff_time,
         )

@@ -1,4 +1,4 @@
-"""A comparison's results, typed: one frozen record per cell.
+"""A comparison's results, typed: the document and one frozen record per cell.
 
 The harness (:mod:`tcg.compare`) writes a JSON document whose ``cells`` are
 the records of this module, one per (policy, vCPUs, buffer, workload, host
@@ -7,6 +7,21 @@ and unit, and converts exactly: ``CellRecord.from_json(d).to_json() == d``
 for every cell the harness writes and for the stored documents of
 ``docs/comparison/`` (a document from before per-run records has no
 ``runs``; its record keeps ``runs`` as None and writes no such key).
+
+:class:`ComparisonDocument` is the whole document the same way: where it
+was measured (:class:`MachineInfo`), the settings, the no-pressure
+baselines (:class:`BaselineRecord`, a cell's record reduced to what a
+fraction and a correctness check need), the cells and the comparisons
+(:class:`Comparison`). Everything that reads a document (the report, the
+comparison page) reads it through these records, never by string keys; the
+JSON stays the interchange format, so worker processes, files and other
+tools keep plain data.
+
+Older documents load: fields added since (``stepped_aside_ms``,
+``executions``, ``held_back_kb``, ``mips_ci``, the per-run ``runs``, the
+document's ``comparisons``) read as what they meant before they existed
+(nothing stepped aside, one execution per run, nothing held back, no
+interval, no per-run figures, comparisons not stored).
 
 Latencies are in milliseconds (:class:`Distribution`), sizes in KiB,
 throughput in guest MIPS (millions of guest instructions per second).
@@ -18,7 +33,19 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import Any, Protocol
 
-__all__ = ["CellRecord", "Distribution", "RunSummary", "Spread", "records"]
+__all__ = [
+    "BaselineRecord",
+    "CellRecord",
+    "Comparison",
+    "ComparisonDocument",
+    "Distribution",
+    "DocumentLike",
+    "MachineInfo",
+    "RunSummary",
+    "Spread",
+    "document",
+    "records",
+]
 
 Json = dict[str, Any]
 
@@ -78,6 +105,20 @@ class Distribution:
             data["p50"], data["p99"], data["max"], data.get("count", 0), data.get("total", 0.0)
         )
 
+    @classmethod
+    def upper_bound(cls, parts: Sequence[Distribution]) -> Distribution:
+        """Several distributions pooled, without their samples: counts and totals add
+        up, and each percentile is the largest of the parts' (a bound of the pooled one)."""
+        if not parts:
+            raise ValueError("upper_bound needs at least one distribution")
+        return cls(
+            p50=max(d.p50 for d in parts),
+            p99=max(d.p99 for d in parts),
+            max=max(d.max for d in parts),
+            count=sum(d.count for d in parts),
+            total=sum(d.total for d in parts),
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class Spread:
@@ -127,6 +168,15 @@ class RunSummary:
         """The inverse of :meth:`to_json` (``stepped_aside_ms`` 0 in older documents)."""
         return cls(**({"stepped_aside_ms": 0.0} | dict(data)))
 
+
+#: Fields of :class:`CellRecord` that older documents lack, and what their
+#: absence meant.
+_ADDED_SINCE: dict[str, Any] = {
+    "stepped_aside_ms": 0.0,
+    "executions": 1,
+    "held_back_kb": 0.0,
+    "mips_ci": None,
+}
 
 #: The fields of :class:`CellRecord` that hold a :class:`Distribution`, and
 #: which of ``count`` and ``total`` the document stores for each.
@@ -271,12 +321,17 @@ class CellRecord:
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> CellRecord:
-        """The inverse of :meth:`to_json`; ``ValueError`` names a missing field."""
+        """The inverse of :meth:`to_json`; ``ValueError`` names a missing field.
+
+        A field an older document lacks (see the module's docstring) reads
+        as what it meant then, and is written by :meth:`to_json`.
+        """
         known = {f.name for f in fields(cls)}
-        optional = {"baseline_mips", "baseline_fraction", "runs"}
+        optional = {"baseline_mips", "baseline_fraction", "runs", *_ADDED_SINCE}
         missing = sorted(known - optional - set(data))
         if missing:
             raise ValueError(f"a cell record needs {', '.join(missing)}")
+        data = _ADDED_SINCE | dict(data)
         values = {name: data[name] for name in known if name in data}
         for name in _DISTRIBUTIONS:
             value = data[name]
@@ -294,9 +349,214 @@ class CellRecord:
         return cls(**values)
 
 
-def records(cells: Iterable[Mapping[str, Any]]) -> list[CellRecord]:
-    """A document's cells (or a selection of them) as typed records."""
-    return [CellRecord.from_json(c) for c in cells]
+def records(cells: Iterable[Mapping[str, Any] | CellRecord]) -> list[CellRecord]:
+    """A document's cells (or a selection of them) as typed records (records as they are)."""
+    return [c if isinstance(c, CellRecord) else CellRecord.from_json(c) for c in cells]
+
+
+@dataclass(frozen=True, slots=True)
+class BaselineRecord:
+    """A no-pressure baseline's record: the fields of its :class:`CellRecord` the document keeps.
+
+    What a cell's ``baseline_fraction`` divides by (``mips``), how much code
+    the workload translated when nothing was retired (``peak_live_kb``: a
+    cell is under pressure when its buffer is smaller), and what a
+    correctness check needs. ``runs`` is None for a document from before
+    per-run records (and then not written).
+    """
+
+    policy: str
+    vcpus: int
+    buffer_kb: float
+    workload: str
+    mips: float
+    mips_spread: Spread
+    instructions: int
+    seconds: float
+    stopped: str
+    output_ok: bool | None
+    violations: int
+    faults: int
+    peak_live_kb: float
+    error: str | None
+    host_calls: str
+    mips_ci: tuple[float, float] | None
+    runs: tuple[RunSummary, ...] | None
+
+    @classmethod
+    def of(cls, record: CellRecord) -> BaselineRecord:
+        """The baseline's part of a cell record."""
+        return cls(**{f.name: getattr(record, f.name) for f in fields(cls)})
+
+    def to_json(self) -> Json:
+        """The baseline as the document's ``baselines`` list stores it."""
+        out: Json = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name == "runs":
+                if value is None:
+                    continue
+                value = [run.to_json() for run in value]
+            elif isinstance(value, Spread):
+                value = value.to_json()
+            elif isinstance(value, tuple):
+                value = list(value)
+            out[f.name] = value
+        return out
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> BaselineRecord:
+        """The inverse of :meth:`to_json` (a whole cell's dict reads as its baseline part)."""
+        known = [f.name for f in fields(cls)]
+        missing = [name for name in known if name not in data and name not in ("mips_ci", "runs")]
+        if missing:
+            raise ValueError(f"a baseline record needs {', '.join(missing)}")
+        values = {name: data[name] for name in known if name in data}
+        values["mips_spread"] = Spread.from_json(data["mips_spread"])
+        ci = data.get("mips_ci")
+        values["mips_ci"] = None if ci is None else _pair(ci)
+        runs = data.get("runs")
+        values["runs"] = None if runs is None else tuple(RunSummary.from_json(r) for r in runs)
+        return cls(**values)
+
+
+@dataclass(frozen=True, slots=True)
+class Comparison:
+    """One comparison of two policies on one metric (:func:`tcg.compare.comparisons`).
+
+    ``vcpus``, ``buffer_kb`` and ``workload`` are None for the item pooled
+    over the cells under pressure. ``ratio`` is ``a``'s value over ``b``'s,
+    ``ci`` its interval at ``confidence`` (None with fewer than two runs),
+    ``better`` ``"a"``, ``"b"`` or ``"tie"``; ``cells`` and ``runs`` say
+    how many cells and paired runs it rests on.
+    """
+
+    metric: str
+    a: str
+    b: str
+    vcpus: int | None
+    buffer_kb: float | None
+    workload: str | None
+    ratio: float
+    ci: tuple[float, float] | None
+    better: str
+    confidence: float
+    cells: int
+    runs: int
+
+    @property
+    def pooled(self) -> bool:
+        """Whether this item pools the cells under pressure (rather than being one cell)."""
+        return self.vcpus is None
+
+    @property
+    def winner(self) -> str | None:
+        """The policy the interval favours, None for a tie."""
+        return None if self.better == "tie" else self.a if self.better == "a" else self.b
+
+    def to_json(self) -> Json:
+        """The item as the document's ``comparisons`` list stores it."""
+        out = {f.name: getattr(self, f.name) for f in fields(self)}
+        out["ci"] = None if self.ci is None else list(self.ci)
+        return out
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Comparison:
+        """The inverse of :meth:`to_json`."""
+        ci = data["ci"]
+        return cls(**(dict(data) | {"ci": None if ci is None else _pair(ci)}))
+
+
+@dataclass(frozen=True, slots=True)
+class MachineInfo:
+    """Where a document was measured (:func:`tcg.compare.machine_info`).
+
+    ``gil`` is whether the interpreter ran with its GIL, ``switch_interval_ms``
+    its switch interval (``sys.getswitchinterval``), ``processor`` the
+    machine type, ``date`` when the run started (ISO 8601, UTC), ``engine``
+    the emulator every cell ran on.
+    """
+
+    python: str
+    implementation: str
+    gil: bool
+    switch_interval_ms: float
+    platform: str
+    processor: str
+    cpu_count: int | None
+    date: str
+    engine: str
+
+    def to_json(self) -> Json:
+        """The document's ``machine`` dict."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> MachineInfo:
+        """The inverse of :meth:`to_json`."""
+        return cls(**data)
+
+
+@dataclass(frozen=True, slots=True)
+class ComparisonDocument:
+    """A whole comparison, as ``rcu-compare --json`` writes it.
+
+    ``config`` holds the settings as the harness echoed them
+    (:class:`tcg.compare.Settings` as a dict, with ``wall_seconds`` and
+    ``runs`` added; ``Settings.from_json`` reads them back). ``comparisons``
+    is None for a document from before they were stored (and then not
+    written); :func:`tcg.compare.comparisons` computes them.
+    """
+
+    version: int
+    scenario: str
+    machine: MachineInfo
+    config: Mapping[str, Any]
+    baselines: tuple[BaselineRecord, ...]
+    cells: tuple[CellRecord, ...]
+    comparisons: tuple[Comparison, ...] | None
+
+    def to_json(self) -> Json:
+        """The document as plain dicts, lists and numbers (what ``json.dumps`` writes)."""
+        out: Json = {
+            "version": self.version,
+            "scenario": self.scenario,
+            "machine": self.machine.to_json(),
+            "config": dict(self.config),
+            "baselines": [b.to_json() for b in self.baselines],
+            "cells": [c.to_json() for c in self.cells],
+        }
+        if self.comparisons is not None:
+            out["comparisons"] = [i.to_json() for i in self.comparisons]
+        return out
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> ComparisonDocument:
+        """The inverse of :meth:`to_json`; ``ValueError`` names a missing field."""
+        missing = [
+            k for k in ("version", "scenario", "machine", "config", "cells") if k not in data
+        ]
+        if missing:
+            raise ValueError(f"a comparison document needs {', '.join(missing)}")
+        items = data.get("comparisons")
+        return cls(
+            version=data["version"],
+            scenario=data["scenario"],
+            machine=MachineInfo.from_json(data["machine"]),
+            config=dict(data["config"]),
+            baselines=tuple(BaselineRecord.from_json(b) for b in data.get("baselines", ())),
+            cells=tuple(records(data["cells"])),
+            comparisons=None if items is None else tuple(Comparison.from_json(i) for i in items),
+        )
+
+
+#: What reads a document takes: the typed record, or its JSON.
+DocumentLike = ComparisonDocument | Mapping[str, Any]
+
+
+def document(doc: DocumentLike) -> ComparisonDocument:
+    """``doc`` as a typed document: a record as it is, a JSON document read."""
+    return doc if isinstance(doc, ComparisonDocument) else ComparisonDocument.from_json(doc)
 
 
 def _pair(values: Sequence[float]) -> tuple[float, float]:

@@ -38,14 +38,16 @@ its fetch-decode-execute step:
   :data:`HOST_BYTES_PER_INSN` bytes per instruction (the record's address
   and encoding, padded): a fixed, deterministic cost, close to what a decoded
   tinyrv instruction costs in memory.
-* The cpu loop is :class:`tcg.Machine`'s. Special instructions leave guest
-  code as they do there: ``ecall`` is our system-call ABI
+* The cpu loop is :class:`tcg.Machine`'s (:mod:`tcg.cpu_loop`). Special
+  instructions leave guest code as they do there: ``ecall`` is our system-call ABI
   (:mod:`tcg.riscv.syscalls`, so the workloads' outputs hold), LR/SC and AMOs
   run tinyrv's handler inside an exclusive section, ``fence.i``, CSR
   instructions, ``ebreak`` and the privileged ones run tinyrv's handler alone.
 * tinyrv's store hook (``notify_stored``, called after every store with its
-  address) invalidates translated code on the page (self-modifying code) and
-  breaks other harts' LR reservations on the word. It gets no size, and the
+  address) tells the machine's services
+  (:meth:`~tcg.engine.EngineServices.notify_store`), which invalidate
+  translated code on the page (self-modifying code) and break other harts'
+  LR reservations on the word. It gets no size, and the
   widest store is 8 bytes (``fsd``), so ``[addr, addr + 8)`` is invalidated.
 * Traps become :class:`~tcg.riscv.errors.GuestFault` reports (the ABI has no
   trap handler), and addresses outside guest RAM are access faults.
@@ -72,7 +74,9 @@ Threads: a :class:`TinyrvHart` belongs to the thread that runs it, which
 alone writes its registers, pc, ``op`` and counters. Another hart's store may
 clear its reservation, under the machine's reservation lock (see
 :mod:`tcg.machine`); its own LR and SC write it only inside exclusive
-sections, so both never overlap.
+sections, so both never overlap. :meth:`TinyrvEngine.generate` runs on any
+hart's thread: it only reads the RAM and tinyrv's decode cache (whose
+shared objects it never writes).
 """
 
 from __future__ import annotations
@@ -82,16 +86,12 @@ import os
 import struct
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
-from typing import Any, BinaryIO, Literal, NamedTuple, cast
+from typing import Any, BinaryIO, Literal, NamedTuple
 
 from tcg.block import BlockFunction
-from tcg.machine import (
-    RESERVED,
-    EngineHart,
-    Machine,
-    MachineConfigError,
-    special_block,
-)
+from tcg.engine import EngineServices, special_block
+from tcg.errors import MachineConfigError
+from tcg.machine import Machine
 from tcg.policies import PolicyFactory
 from tcg.riscv.decode import decode
 from tcg.riscv.elf import DEFAULT_RAM_SIZE, PAGE_SIZE
@@ -103,6 +103,7 @@ from tcg.riscv.translate import DEFAULT_MAX_INSNS
 __all__ = [
     "HOST_BYTES_PER_INSN",
     "INSTALL",
+    "TinyrvEngine",
     "TinyrvHart",
     "TinyrvMachine",
     "TinyrvOp",
@@ -229,20 +230,20 @@ class TinyrvHart(_base):  # type: ignore[misc]
 
     Its memory is the machine's RAM (see the module docstring), its traps
     raise :class:`~tcg.riscv.errors.GuestFault`, its stores report to the
-    machine, and ``abi`` is a :class:`~tcg.riscv.hart.Hart` that carries its
-    registers through the system-call ABI. Never call tinyrv's ``step`` or
+    machine's services, and ``abi`` is a :class:`~tcg.riscv.hart.Hart` that
+    carries its registers through the system-call ABI. Never call tinyrv's ``step`` or
     ``run`` on it: they use tinyrv's shared decoded objects.
     """
 
     def __init__(
-        self, machine: TinyrvMachine, ram: bytearray, hart_id: int, watch: bytearray
+        self, services: EngineServices, ram: bytearray, hart_id: int, watch: bytearray
     ) -> None:
         _require_tinyrv()
         super().__init__(xlen=32, trap_misaligned=True)
         # tinyrv appends a line to trace_log on every register write unless
         # it is None (its step() resets it; blocks never call step()).
         self.trace_log = None
-        self.machine = machine
+        self.services = services
         self.hart_id = hart_id
         self.instret = 0
         self.ram_size = len(ram)
@@ -293,11 +294,16 @@ class TinyrvHart(_base):  # type: ignore[misc]
         raise GuestFault(self.hart_id, pc, None if op is None else op.data, reason, address)
 
     def notify_stored(self, addr: int) -> None:
-        """After every store: tell the machine if a watched page may be hit."""
+        """After every store: tell the machine if a watched page may be hit.
+
+        tinyrv gives no size: the widest store, :data:`MAX_STORE` bytes. Other
+        harts' reservations only: tinyrv's ``sc.w`` reads its own reservation
+        after its store to compute the result.
+        """
         watch = self.watch
         last = min(addr + MAX_STORE - 1, self.ram_size - 1) // PAGE_SIZE
         if watch[addr // PAGE_SIZE] or watch[last]:
-            self.machine._stored(self, addr)
+            self.services.notify_store(addr, MAX_STORE, spare=self)
 
     def access_fault(self) -> GuestFault:
         """The fault of the current instruction's access that ran past the end of RAM."""
@@ -359,45 +365,24 @@ def _block_function(ops: tuple[TinyrvOp, ...], pc: int) -> BlockFunction:
     return run
 
 
-class TinyrvMachine(Machine):
-    """A :class:`tcg.Machine` whose harts are tinyrv simulators (see the module docstring).
+class TinyrvEngine:
+    """tinyrv's handlers as a machine's engine (see the module docstring).
 
-    Same keywords, same :meth:`run` and :meth:`stop`, same
-    :class:`~tcg.machine.MachineResult`: callers swap engines without other
-    changes. Raises :class:`~tcg.machine.MachineConfigError` naming the install
-    command if tinyrv is not installed.
+    Made by a machine with its services: ``Machine(program,
+    engine=TinyrvEngine)``, which is what :class:`TinyrvMachine` does. Raises
+    :class:`~tcg.machine.MachineConfigError` naming the install command if
+    tinyrv is not installed.
     """
 
-    def __init__(
-        self,
-        program: bytes | str | os.PathLike[str],
-        *,
-        vcpus: int = 1,
-        policy: str | PolicyFactory = "rcu",
-        buffer_kb: float = 4096,
-        regions: int = 8,
-        ram_size: int = DEFAULT_RAM_SIZE,
-        max_block_insns: int = DEFAULT_MAX_INSNS,
-        max_instructions: int | None = None,
-        host_calls: Literal["outside", "inside"] = "outside",
-        echo: BinaryIO | None = None,
-    ) -> None:
-        _require_tinyrv()  # before the machine makes its policy and world
-        super().__init__(
-            program,
-            vcpus=vcpus,
-            policy=policy,
-            buffer_kb=buffer_kb,
-            regions=regions,
-            ram_size=ram_size,
-            max_block_insns=max_block_insns,
-            max_instructions=max_instructions,
-            host_calls=host_calls,
-            echo=echo,
-        )
+    def __init__(self, services: EngineServices) -> None:
+        _require_tinyrv()
+        self.services = services
+        self.ram = services.ram
 
-    def _new_hart(self, hart_id: int) -> EngineHart:
-        return cast(EngineHart, TinyrvHart(self, self.ram, hart_id, self.watch))
+    def new_hart(self, hart_id: int) -> TinyrvHart:
+        """A tinyrv simulator on the machine's RAM."""
+        services = self.services
+        return TinyrvHart(services, self.ram, hart_id, services.watch)
 
     # Decoding and blocks --------------------------------------------------
 
@@ -428,7 +413,8 @@ class TinyrvMachine(Machine):
             handler=handler,
         )
 
-    def _generate(self, pc: int, max_insns: int) -> tuple[BlockFunction, int, bytes]:
+    def generate(self, pc: int, max_insns: int) -> tuple[BlockFunction, int, bytes]:
+        """A block of tinyrv records from ``pc``, or :func:`~tcg.engine.special_block`."""
         ops: list[TinyrvOp] = []
         addr = pc
         page_end = (pc | (PAGE_SIZE - 1)) + 1  # blocks never cross a guest page
@@ -453,37 +439,38 @@ class TinyrvMachine(Machine):
 
     # Special instructions, system calls, stores -----------------------------
 
-    def _is_host_call(self, h: EngineHart, pc: int) -> bool:
+    def is_host_call(self, h: TinyrvHart, pc: int) -> bool:
+        """Is the instruction at ``pc`` an ``ecall`` of ``nanosleep``?"""
         op = self._decode_at(pc)
-        hart = cast(TinyrvHart, h)
-        return op is not None and op.name == "ecall" and hart.x[17] & MASK == SYS_NANOSLEEP
+        return op is not None and op.name == "ecall" and h.x[17] & MASK == SYS_NANOSLEEP
 
-    def _run_special(self, h: EngineHart) -> bool:
-        hart = cast(TinyrvHart, h)
-        pc: int = hart.pc & MASK
+    def run_special(self, h: TinyrvHart) -> bool:
+        """Run the instruction at ``h.pc`` alone with tinyrv's handler; False once it exited."""
+        pc: int = h.pc & MASK
         op = self._decode_at(pc)
         if op is None:
             reason = FaultReason.FETCH_MISALIGNED if pc & 3 else FaultReason.FETCH_ACCESS
-            raise GuestFault(hart.hart_id, pc, None, reason, pc)
+            raise GuestFault(h.hart_id, pc, None, reason, pc)
         if op.handler is None:
-            raise GuestFault(hart.hart_id, pc, op.data, FaultReason.ILLEGAL_INSTRUCTION)
+            raise GuestFault(h.hart_id, pc, op.data, FaultReason.ILLEGAL_INSTRUCTION)
         if op.name == "ecall":
-            hart.pc = pc + 4
-            hart.instret += 1
-            return self._tinyrv_syscall(hart)
+            h.pc = pc + 4
+            h.instret += 1
+            return self._tinyrv_syscall(h)
         if op.name in ATOMICS:
-            with self.world.exclusive():
-                self._execute(hart, op)
-                self._update_reservations()
+            services = self.services
+            with services.world.exclusive():
+                self._execute(h, op)
+                services.update_reservations()
             return True
         if op.name in CSRS:
-            counters = hart.csr._csr  # tinyrv's raw CSR array (no write hooks)
+            counters = h.csr._csr  # tinyrv's raw CSR array (no write hooks)
             # Sign-extended, as tinyrv keeps every register value.
             for csr in _COUNTERS_LOW:
-                counters[csr] = _sext32(hart.instret)
+                counters[csr] = _sext32(h.instret)
             for csr in _COUNTERS_HIGH:
-                counters[csr] = _sext32(hart.instret >> 32)
-        self._execute(hart, op)
+                counters[csr] = _sext32(h.instret >> 32)
+        self._execute(h, op)
         return True
 
     def _execute(self, hart: TinyrvHart, op: TinyrvOp) -> None:
@@ -503,29 +490,46 @@ class TinyrvMachine(Machine):
         x = hart.x
         abi.x = [x[i] & MASK for i in range(32)]
         abi.pc = hart.pc
-        alive = self._syscall(abi)
+        alive = self.services.syscall(abi)
         x[10] = _sext32(abi.x[10])
         return alive
 
-    def _stored(self, hart: TinyrvHart, addr: int) -> None:
-        """tinyrv stored at ``addr`` (up to :data:`MAX_STORE` bytes) on a watched page."""
-        end = addr + MAX_STORE
-        flags = (
-            self.watch[addr // PAGE_SIZE] | self.watch[(min(end, self.ram_size) - 1) // PAGE_SIZE]
-        )
-        if flags & 1:
-            self.buffer.invalidate(addr, end)
-        if flags & RESERVED:
-            # Other harts' reservations only: tinyrv's sc.w reads its own
-            # reservation after its store to compute the result.
-            with self._reservation_lock:
-                for other in self.harts:
-                    r = other.reservation
-                    if other is not hart and r is not None and r < end and addr < r + 4:
-                        other.reservation = None
-            self._update_reservations()  # re-marks the reserved pages
 
-    @property
-    def ram_size(self) -> int:
-        """Bytes of guest RAM."""
-        return len(self.ram)
+class TinyrvMachine(Machine):
+    """A :class:`tcg.Machine` whose harts are tinyrv simulators (see the module docstring).
+
+    Same keywords, same :meth:`run` and :meth:`stop`, same
+    :class:`~tcg.machine.MachineResult`: callers swap engines without other
+    changes. It only passes :class:`TinyrvEngine` as the engine. Raises
+    :class:`~tcg.machine.MachineConfigError` naming the install command if
+    tinyrv is not installed.
+    """
+
+    def __init__(
+        self,
+        program: bytes | str | os.PathLike[str],
+        *,
+        vcpus: int = 1,
+        policy: str | PolicyFactory = "rcu",
+        buffer_kb: float = 4096,
+        regions: int = 8,
+        ram_size: int = DEFAULT_RAM_SIZE,
+        max_block_insns: int = DEFAULT_MAX_INSNS,
+        max_instructions: int | None = None,
+        host_calls: Literal["outside", "inside"] = "outside",
+        echo: BinaryIO | None = None,
+    ) -> None:
+        _require_tinyrv()  # before the machine makes its policy and world
+        super().__init__(
+            program,
+            vcpus=vcpus,
+            policy=policy,
+            buffer_kb=buffer_kb,
+            regions=regions,
+            ram_size=ram_size,
+            max_block_insns=max_block_insns,
+            max_instructions=max_instructions,
+            host_calls=host_calls,
+            echo=echo,
+            engine=TinyrvEngine,
+        )

@@ -37,7 +37,7 @@ and records, per vCPU thread, the intervals spent outside guest code (from
 the ``leave`` hook to the next ``enter``) and the intervals in which any
 translator waited for space. An interval outside guest code counts as a
 policy pause when its own vCPU waited for space in it, or, for a policy that
-stops the world (one whose statistics report stop-the-world pauses), when it
+stops the world (one whose statistics report flushes or their latency), when it
 overlaps any vCPU's wait. System calls and atomic steps alone do not count.
 
 Correctness is checked on every run: the guest's output must equal the
@@ -71,7 +71,8 @@ vCPUs stopped), :mod:`tcg.compare.runs` (one run, one cell),
 :mod:`tcg.compare.harness` (the rounds and the document) and
 :mod:`tcg.compare.pairing` (the comparisons); the names below are those of
 the package (with the limits and types the harness used to export outside
-``__all__``), and each cell of the document is a :class:`tcg.record.CellRecord`.
+``__all__``). The document is a :class:`tcg.record.ComparisonDocument` as
+JSON, each of its cells a :class:`tcg.record.CellRecord`.
 """
 
 from tcg.compare.grid import (

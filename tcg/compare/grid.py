@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import importlib
 import math
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import quiescent
 from tcg.engines import DEFAULT_ENGINE, ENGINES
@@ -107,6 +107,20 @@ class Settings:
             raise ValueError(
                 f"unknown engine {self.engine!r}: expected one of {', '.join(ENGINES)}"
             )
+
+    @classmethod
+    def from_json(cls, config: Mapping[str, Any]) -> Settings:
+        """The settings a document's ``config`` echoes (``asdict`` of them, lists for tuples).
+
+        Its other keys (``wall_seconds``, ``runs``) are left out; a setting
+        an older document lacks takes its default.
+        """
+        names = {f.name for f in fields(cls)}
+        values = {k: v for k, v in config.items() if k in names}
+        for name in ("policies", "vcpus", "buffer_kb", "workloads"):
+            values[name] = tuple(config[name])
+        values["expect"] = dict(config.get("expect", {}))
+        return cls(**values)
 
     def cells(self) -> list[Cell]:
         """The grid, in report order: workload, policy, vCPUs, buffer size.

@@ -17,35 +17,35 @@ from typing import Any
 from tcg.compare.grid import JSON_VERSION, Cell, Settings, check_policy, resolve_workload
 from tcg.compare.pairing import comparisons
 from tcg.compare.runs import cell_record, run_once
-from tcg.engines import engine_available
+from tcg.engines import DEFAULT_ENGINE, engine_available
 from tcg.machine import MachineError
-from tcg.record import CellRecord
+from tcg.record import BaselineRecord, CellRecord, ComparisonDocument, MachineInfo
 
 Json = dict[str, Any]
 
 
-def machine_info() -> Json:
-    """Where the numbers were measured."""
-    return {
-        "python": platform.python_version(),
-        "implementation": platform.python_implementation(),
-        "gil": getattr(sys, "_is_gil_enabled", lambda: True)(),
-        "switch_interval_ms": sys.getswitchinterval() * 1e3,
-        "platform": platform.platform(),
-        "processor": platform.machine(),
-        "cpu_count": os.cpu_count(),
-        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-    }
+def machine_info(engine: str = DEFAULT_ENGINE) -> Json:
+    """Where the numbers were measured (a :class:`tcg.record.MachineInfo` as JSON)."""
+    return _machine(engine).to_json()
+
+
+def _machine(engine: str) -> MachineInfo:
+    return MachineInfo(
+        python=platform.python_version(),
+        implementation=platform.python_implementation(),
+        gil=getattr(sys, "_is_gil_enabled", lambda: True)(),
+        switch_interval_ms=sys.getswitchinterval() * 1e3,
+        platform=platform.platform(),
+        processor=platform.machine(),
+        cpu_count=os.cpu_count(),
+        date=datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        engine=engine,
+    )
 
 
 #: Called once per scheduled run as it finishes: the cell and the run's
 #: record (``{"error": ...}`` for a run that failed or was skipped).
 Progress = Callable[[Cell, Json], None]
-_BASELINE_KEYS = (
-    "policy", "vcpus", "buffer_kb", "workload", "mips", "mips_spread", "instructions",
-    "seconds", "stopped", "output_ok", "violations", "faults", "peak_live_kb", "error",
-    "host_calls", "mips_ci", "runs",
-)  # fmt: skip
 
 
 def schedule(settings: Settings) -> list[tuple[int, Cell]]:
@@ -130,26 +130,21 @@ def run_comparison(settings: Settings, progress: Progress | None = None) -> Json
     def summary(cell: Cell) -> CellRecord:
         return cell_record(cell, [results[r, cell] for r in range(settings.repeat)])
 
-    base = {(c.policy, c.workload, c.vcpus): summary(c).to_json() for c in baselines}
+    base = {(c.policy, c.workload, c.vcpus): summary(c) for c in baselines}
     records = []
     for cell in cells:
         record = summary(cell)
-        baseline_mips = base[cell.policy, cell.workload, cell.vcpus]["mips"]
+        baseline_mips = base[cell.policy, cell.workload, cell.vcpus].mips
         fraction = record.mips / baseline_mips if baseline_mips else 0.0
-        records.append(
-            replace(record, baseline_mips=baseline_mips, baseline_fraction=fraction).to_json()
-        )
+        records.append(replace(record, baseline_mips=baseline_mips, baseline_fraction=fraction))
     config = asdict(settings)
-    doc: Json = {
-        "version": JSON_VERSION,
-        "scenario": settings.scenario,
-        "machine": machine_info() | {"engine": settings.engine},
-        "config": config | {"wall_seconds": elapsed, "runs": len(plan)},
-        "baselines": [
-            {key: base[c.policy, c.workload, c.vcpus][key] for key in _BASELINE_KEYS}
-            for c in baselines
-        ],
-        "cells": records,
-    }
-    doc["comparisons"] = comparisons(doc)
-    return doc
+    doc = ComparisonDocument(
+        version=JSON_VERSION,
+        scenario=settings.scenario,
+        machine=_machine(settings.engine),
+        config=config | {"wall_seconds": elapsed, "runs": len(plan)},
+        baselines=tuple(BaselineRecord.of(base[c.policy, c.workload, c.vcpus]) for c in baselines),
+        cells=tuple(records),
+        comparisons=None,
+    )
+    return doc.to_json() | {"comparisons": comparisons(doc)}

@@ -12,6 +12,7 @@ import math
 import statistics
 from typing import Any
 
+from tcg.record import CellRecord, Comparison, ComparisonDocument, document
 from tcg.stats import Interval, family_confidence, ratio_interval
 
 Json = dict[str, Any]
@@ -34,43 +35,39 @@ METRICS: dict[str, tuple[str, bool]] = {
 LOST_FLOOR_MS = 1e-3
 
 
-def pressure_cells(doc: Json) -> list[Json]:
+def pressure_cells(doc: ComparisonDocument | Json) -> list[CellRecord]:
     """The cells whose workload's code did not fit in the buffer and where the policy acted.
 
     The code's size is the largest host code any policy's no-pressure
     baseline translated for that workload and vCPU count.
     """
+    doc = document(doc)
     fits: dict[tuple[str, int], float] = {}
-    for b in doc.get("baselines", []):
-        key = (b["workload"], b["vcpus"])
-        fits[key] = max(fits.get(key, 0.0), b["peak_live_kb"])
-    out = []
-    for c in doc["cells"]:
-        code_kb = fits.get((c["workload"], c["vcpus"]), 0.0)
-        if c["buffer_kb"] < code_kb and (c["retirements"] or c["flushes"]):
-            out.append(c)
-    return out
-
-
-def _metric_values(cell: Json, metric: str) -> list[float]:
-    """Per run, in round order, the value of ``metric`` (empty if unknown)."""
-    runs = cell.get("runs")
-    if runs is None:  # a document from before per-run records: MIPS only
-        return list(cell["mips_spread"]["runs"]) if metric == "throughput" else []
-    if metric == "throughput":
-        return [run["mips"] for run in runs]
+    for b in doc.baselines:
+        key = (b.workload, b.vcpus)
+        fits[key] = max(fits.get(key, 0.0), b.peak_live_kb)
     return [
-        max(
-            (run["pause_ms"] + run.get("stepped_aside_ms", 0.0)) * 1e6 / run["instructions"],
-            LOST_FLOOR_MS,
-        )
-        if run["instructions"]
-        else LOST_FLOOR_MS
-        for run in runs
+        c
+        for c in doc.cells
+        if c.buffer_kb < fits.get((c.workload, c.vcpus), 0.0) and (c.retirements or c.flushes)
     ]
 
 
-def comparisons(doc: Json, confidence: float = CONFIDENCE) -> list[Json]:
+def _metric_values(cell: CellRecord, metric: str) -> list[float]:
+    """Per run, in round order, the value of ``metric`` (empty if unknown)."""
+    if cell.runs is None:  # a document from before per-run records: MIPS only
+        return list(cell.mips_spread.runs) if metric == "throughput" else []
+    if metric == "throughput":
+        return [run.mips for run in cell.runs]
+    return [
+        max((run.pause_ms + run.stepped_aside_ms) * 1e6 / run.instructions, LOST_FLOOR_MS)
+        if run.instructions
+        else LOST_FLOOR_MS
+        for run in cell.runs
+    ]
+
+
+def comparisons(doc: ComparisonDocument | Json, confidence: float = CONFIDENCE) -> list[Json]:
     """Every pair of policies on every metric, pooled and per cell, with intervals.
 
     For each pair ``(a, b)`` (in the order the policies were given) and each
@@ -87,21 +84,19 @@ def comparisons(doc: Json, confidence: float = CONFIDENCE) -> list[Json]:
     fewer than two runs.
     ``better`` is ``"tie"`` unless ``ci`` excludes 1. In a ``stall``
     comparison, only cells with host calls outside guest code are compared.
+    Each item is a :class:`tcg.record.Comparison` as JSON.
     """
-    cells = [
-        c
-        for c in doc["cells"]
-        if c.get("host_calls", "outside") == "outside" and not c.get("error") and c["mips"] > 0
-    ]
-    policies = list(dict.fromkeys(c["policy"] for c in cells))
+    doc = document(doc)
+    cells = [c for c in doc.cells if c.host_calls == "outside" and not c.error and c.mips > 0]
+    policies = list(dict.fromkeys(c.policy for c in cells))
     pressed = {id(c) for c in pressure_cells(doc)}
-    by = {(c["policy"], c["vcpus"], c["buffer_kb"], c["workload"]): c for c in cells}
-    keys = list(dict.fromkeys((c["vcpus"], c["buffer_kb"], c["workload"]) for c in cells))
-    plans: list[tuple[str, str, str, tuple[Any, ...] | None, list[list[float]]]] = []
+    by = {(c.policy, c.vcpus, c.buffer_kb, c.workload): c for c in cells}
+    keys = list(dict.fromkeys((c.vcpus, c.buffer_kb, c.workload) for c in cells))
+    plans: list[tuple[str, str, str, tuple[int, float, str] | None, list[list[float]]]] = []
     for a, b in itertools.combinations(policies, 2):
         for metric in METRICS:
             pooled: list[list[float]] = []
-            per: list[tuple[tuple[Any, ...], list[float]]] = []
+            per: list[tuple[tuple[int, float, str], list[float]]] = []
             for key in keys:
                 ca, cb = by.get((a, *key)), by.get((b, *key))
                 if ca is None or cb is None:
@@ -134,20 +129,21 @@ def comparisons(doc: Json, confidence: float = CONFIDENCE) -> list[Json]:
         if interval is not None and interval.excludes(1.0):
             a_larger = interval.low > 1.0
             better = "a" if a_larger == METRICS[metric][1] else "b"
+        vcpus, buffer_kb, workload = (None, None, None) if where is None else where
         items.append(
-            {
-                "metric": metric,
-                "a": a,
-                "b": b,
-                "vcpus": None if where is None else where[0],
-                "buffer_kb": None if where is None else where[1],
-                "workload": None if where is None else where[2],
-                "ratio": ratio,
-                "ci": None if interval is None else [interval.low, interval.high],
-                "better": better,
-                "confidence": each,
-                "cells": len(groups),
-                "runs": sum(len(g) for g in groups),
-            }
+            Comparison(
+                metric=metric,
+                a=a,
+                b=b,
+                vcpus=vcpus,
+                buffer_kb=buffer_kb,
+                workload=workload,
+                ratio=ratio,
+                ci=None if interval is None else (interval.low, interval.high),
+                better=better,
+                confidence=each,
+                cells=len(groups),
+                runs=sum(len(g) for g in groups),
+            ).to_json()
         )
     return items

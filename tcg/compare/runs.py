@@ -20,7 +20,7 @@ from tcg.compare.probe import Probe
 from tcg.engines import make_machine
 from tcg.machine import Machine, MachineError, MachineResult, make_policy
 from tcg.policies import RetirePolicy
-from tcg.record import CellRecord, Distribution
+from tcg.record import CellRecord, Distribution, RunSummary, Spread
 from tcg.riscv.errors import LoaderError
 from tcg.stats import log_interval
 from tcg.workloads import WORKLOADS
@@ -114,7 +114,7 @@ def _record(
             output_ok = expected.startswith(r.stdout)
         else:
             output_ok = False
-    stops_world = p.pause.count > 0 or p.flushes > 0
+    stops_world = p.flush_latency.count > 0 or p.flushes > 0
     pauses = probe.pauses(stops_world)
     samples = [e - s for intervals in pauses.values() for s, e in intervals]
     gp = p.gp_latency
@@ -141,7 +141,7 @@ def _record(
         "stepped_aside_ms": p.stepped_aside * 1e3,
         "wait_ms": Distribution.from_seconds(p.wait).to_json(count=False),
         "pause_ms": _pauses_ms(samples),
-        "stop_the_world_ms": Distribution.from_seconds(p.pause).to_json(),
+        "stop_the_world_ms": Distribution.from_seconds(p.flush_latency).to_json(),
         "time_to_quiesce_ms": Distribution.from_seconds(w.time_to_quiesce).to_json(),
         "gp_latency_ms": None if gp is None else Distribution.from_seconds(gp).to_json(),
         "peak_live_kb": b.peak_live_bytes / 1024,
@@ -185,9 +185,10 @@ def _merge(records: list[Json], samples: list[float]) -> Json:
     for key in _PEAKS:
         out[key] = max(r[key] for r in records)
     for key in _DISTRIBUTIONS:
-        parts = [r[key] for r in records if r[key] is not None]
-        if parts:
-            out[key] = {k: (sum if k == "count" else max)(d[k] for d in parts) for k in parts[0]}
+        stored = [r[key] for r in records if r[key] is not None]
+        if stored:
+            merged = Distribution.upper_bound([Distribution.from_json(d) for d in stored])
+            out[key] = merged.to_json(count="count" in stored[0], total="total" in stored[0])
     out["mips"] = out["instructions"] / out["seconds"] / 1e6 if out["seconds"] > 0 else 0.0
     out["pause_ms"] = _pauses_ms(samples)
     last = records[-1]
@@ -282,15 +283,15 @@ def cell_record(cell: Cell, runs: Sequence[Json]) -> CellRecord:
     oks = [run["output_ok"] for run in good]
     mips = [run["mips"] for run in good]
     ci = log_interval(mips) if all(m > 0 for m in mips) else None
-    spread = {"min": by_mips[0]["mips"], "max": by_mips[-1]["mips"], "runs": mips}
+    spread = Spread(by_mips[0]["mips"], by_mips[-1]["mips"], tuple(mips))
     return CellRecord.from_json(
         where
         | median
         | {
             "mips": statistics.median(mips),
             "mips_ci": None if ci is None else [ci.low, ci.high],
-            "mips_spread": spread,
-            "runs": [{key: run[key] for key in _RUN_KEYS} | _run_costs(run) for run in good],
+            "mips_spread": spread.to_json(),
+            "runs": [_summary(run).to_json() for run in good],
             "repeat": len(good),
             "violations": sum(run["violations"] for run in good),
             "faults": sum(run["fault"] is not None for run in good),
@@ -301,16 +302,21 @@ def cell_record(cell: Cell, runs: Sequence[Json]) -> CellRecord:
     )
 
 
-_RUN_KEYS = ("mips", "instructions", "seconds", "executions", "retranslations", "held_back_kb")
-
-
-def _run_costs(run: Json) -> Json:
-    return {
-        "pause_ms": run["pause_ms"]["total"],
-        "stepped_aside_ms": run.get("stepped_aside_ms", 0.0),
-        "pause_max_ms": run["pause_ms"]["max"],
-        "quiesce_max_ms": run["time_to_quiesce_ms"]["max"],
-    }
+def _summary(run: Json) -> RunSummary:
+    """What a cell's record keeps of one of its runs."""
+    pauses = Distribution.from_json(run["pause_ms"])
+    return RunSummary(
+        mips=run["mips"],
+        instructions=run["instructions"],
+        seconds=run["seconds"],
+        executions=run["executions"],
+        retranslations=run["retranslations"],
+        held_back_kb=run["held_back_kb"],
+        pause_ms=pauses.total,
+        stepped_aside_ms=run["stepped_aside_ms"],
+        pause_max_ms=pauses.max,
+        quiesce_max_ms=Distribution.from_json(run["time_to_quiesce_ms"]).max,
+    )
 
 
 _warmed = False

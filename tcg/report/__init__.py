@@ -30,7 +30,10 @@ so the verdict and the table work without it.
 
 Modules: :mod:`tcg.report.verdict` (the sentences), :mod:`tcg.report.tables`,
 :mod:`tcg.report.plots` and :mod:`tcg.report.page` (the files of
-``--report``). Each cell of a document is a :class:`tcg.record.CellRecord`.
+``--report``). Each function takes a document as a
+:class:`tcg.record.ComparisonDocument` or as its JSON, and reads it through
+the records (its cells are :class:`tcg.record.CellRecord`); a document from
+an older run loads as :mod:`tcg.record` describes.
 """
 
 from tcg.compare import pressure_cells

@@ -6,20 +6,19 @@ import html
 import json
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
+from tcg.record import ComparisonDocument, DocumentLike, document
 from tcg.report.plots import PLOTS
 from tcg.report.tables import comparison_rows, table_rows
 from tcg.report.verdict import failures, verdict_points
 
-Json = dict[str, Any]
 
-
-def write_report(doc: Json, directory: Path) -> list[Path]:
+def write_report(doc: DocumentLike, directory: Path) -> list[Path]:
     """Write ``results.json``, the PNG plots and ``index.html`` into ``directory``."""
+    doc = document(doc)
     directory.mkdir(parents=True, exist_ok=True)
     written = [directory / "results.json"]
-    written[0].write_text(json.dumps(doc, indent=1) + "\n")
+    written[0].write_text(json.dumps(doc.to_json(), indent=1) + "\n")
     for name, plot, _ in PLOTS:
         plot(doc, directory / name)
         written.append(directory / name)
@@ -38,20 +37,20 @@ def _html_table(head: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     return out + "</table>"
 
 
-def _html(doc: Json) -> str:
+def _html(doc: ComparisonDocument) -> str:
     e = html.escape
     figures = "\n".join(
         f'<figure><img src="{e(name)}" alt="{e(name)}"><figcaption>{e(caption)}</figcaption>'
         "</figure>"
         for name, _, caption in PLOTS
     )
-    m = doc["machine"]
-    config = {k: v for k, v in doc.get("config", {}).items() if k != "expect"}
+    m = doc.machine
+    config = {k: v for k, v in doc.config.items() if k != "expect"}
     settings = _html_table(
         ["setting", "value"],
         [[k, ", ".join(map(str, v)) if isinstance(v, list) else str(v)] for k, v in config.items()],
     )
-    bad = failures(doc["cells"])
+    bad = failures(doc.cells)
     problems = "".join(f"<li>{e(line)}</li>" for line in bad)
     points = "".join(f"<li>{e(point)}</li>" for point in verdict_points(doc))
     cells = _html_table(*table_rows(doc, wide=True))
@@ -68,8 +67,8 @@ figure {{ margin: 2em 0; }}
 figcaption, .meta {{ color: #444; font-size: 0.9em; }}
 </style></head><body>
 <h1>rcu-compare</h1>
-<p class="meta">Python {e(str(m.get("python")))} ({e(str(m.get("implementation")))}),
-{e(str(m.get("platform")))}, {e(str(m.get("cpu_count")))} CPUs, {e(str(m.get("date")))}.</p>
+<p class="meta">Python {e(m.python)} ({e(m.implementation)}),
+{e(m.platform)}, {e(str(m.cpu_count))} CPUs, {e(m.date)}.</p>
 <h2>Verdict</h2>
 <ul>{points}</ul>
 {"<h2>Failures</h2><ul>" + problems + "</ul>" if bad else ""}

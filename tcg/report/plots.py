@@ -6,10 +6,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from tcg.record import records
-
-Json = dict[str, Any]
-
+from tcg.record import CellRecord, DocumentLike, document
 
 _COLORS = {
     "rcu": "tab:blue",
@@ -49,24 +46,24 @@ def _pyplot() -> Any:
     return plt
 
 
-def representative(doc: Json) -> list[Json]:
+def representative(doc: DocumentLike) -> list[CellRecord]:
     """Per policy, the cell the timelines show: most vCPUs, then the smallest buffer.
 
     The first workload only; the smallest buffer is where the policies act most.
     """
-    cells: list[Json] = doc["cells"]
-    workload = cells[0]["workload"]
+    cells = document(doc).cells
+    workload = cells[0].workload
     out = []
-    for policy in dict.fromkeys(c["policy"] for c in cells):
-        mine = [c for c in cells if c["policy"] == policy and c["workload"] == workload]
-        out.append(max(mine, key=lambda c: (c["vcpus"], -c["buffer_kb"])))
+    for policy in dict.fromkeys(c.policy for c in cells):
+        mine = [c for c in cells if c.policy == policy and c.workload == workload]
+        out.append(max(mine, key=lambda c: (c.vcpus, -c.buffer_kb)))
     return out
 
 
-def plot_pause_timeline(doc: Json, path: Path) -> None:
+def plot_pause_timeline(doc: DocumentLike, path: Path) -> None:
     """When each vCPU was stopped or waiting because of the policy, one panel per policy."""
     plt = _pyplot()
-    cells = records(representative(doc))
+    cells = representative(doc)
     policies = [c.policy for c in cells]
     # Each panel gets room for its rows: 1.1 in. up to 4 vCPUs, more beyond.
     rows = max(c.vcpus for c in cells)
@@ -100,7 +97,7 @@ def plot_pause_timeline(doc: Json, path: Path) -> None:
     plt.close(fig)
 
 
-def plot_memory(doc: Json, path: Path) -> None:
+def plot_memory(doc: DocumentLike, path: Path) -> None:
     """Live host code and memory held back over time, one panel per policy.
 
     Lines join the samples (not steps): the buffer samples itself when
@@ -109,7 +106,7 @@ def plot_memory(doc: Json, path: Path) -> None:
     rising lines show.
     """
     plt = _pyplot()
-    cells = records(representative(doc))
+    cells = representative(doc)
     fig, axes = plt.subplots(
         len(cells), 1, figsize=(10, 1.2 + 1.6 * len(cells)), squeeze=False, sharex=True
     )
@@ -141,10 +138,10 @@ def plot_memory(doc: Json, path: Path) -> None:
     plt.close(fig)
 
 
-def plot_throughput(doc: Json, path: Path) -> None:
+def plot_throughput(doc: DocumentLike, path: Path) -> None:
     """Throughput as a fraction of the no-pressure baseline versus buffer size."""
     plt = _pyplot()
-    cells = records(doc["cells"])
+    cells = document(doc).cells
     vcpus = sorted({c.vcpus for c in cells})
     policies = list(dict.fromkeys(c.policy for c in cells))
     workloads = list(dict.fromkeys(c.workload for c in cells))
@@ -198,10 +195,10 @@ def plot_throughput(doc: Json, path: Path) -> None:
     plt.close(fig)
 
 
-def plot_pause_distribution(doc: Json, path: Path) -> None:
+def plot_pause_distribution(doc: DocumentLike, path: Path) -> None:
     """Pause p50, p99 and max versus vCPU count, per policy, at the smallest buffer."""
     plt = _pyplot()
-    cells = records(doc["cells"])
+    cells = document(doc).cells
     workload = cells[0].workload
     smallest = min(c.buffer_kb for c in cells)
     policies = list(dict.fromkeys(c.policy for c in cells))

@@ -83,7 +83,7 @@
  *                  open the previous gate, sleep on the signal.
  *
  * The driver, the sharing of grace periods between concurrent synchronize
- * callers (rcu/_domain.py: _wait_for, _run_grace_period, _wait_for_readers,
+ * callers (rcu/_grace.py: _wait_for, _run_grace_period, _wait_for_readers,
  * _end_handoff_locked) and the condition variable they share are modelled
  * step by step: a woken waiter or the next driver ends a handoff that a
  * grace period left with sleepers.
@@ -191,7 +191,7 @@ bit closed[NG];         /* closed[g]: gate g's lock is held */
 bit sb_full[NR];
 byte sb_val[NR];
 
-/* Domain state under _gp_cond (a mutex and a condition variable). */
+/* GracePeriods state under _cond (a mutex and a condition variable). */
 bit cond_mutex;
 byte notified;          /* notify_all generation */
 byte completed;
@@ -394,9 +394,9 @@ loaded:
 #endif
 
 /* ------------------------------------------------------------------ */
-/* Driver side: Domain._wait_for and friends. */
+/* Driver side: GracePeriods._wait_for and friends. */
 /*
- * Steps that touch only the writers' own state (locals, and what _gp_cond
+ * Steps that touch only the writers' own state (locals, and what _cond
  * guards, with the mutex held or free) are merged with the next step that
  * readers can see: no other process can tell them apart.
  */
@@ -417,7 +417,7 @@ inline open_gate(x) {
     }
 }
 
-/* Domain._end_handoff_locked (_gp_cond held). */
+/* GracePeriods._end_handoff_locked (_cond held). */
 inline end_handoff() {
     atomic {
         eg = handoff;
@@ -481,7 +481,7 @@ inline set_holdouts() {
     od
 }
 
-/* Domain._wait_for_readers: sleep until no holdout remains. */
+/* GracePeriods._wait_for_readers: sleep until no holdout remains. */
 inline wait_for_readers() {
 #ifdef NOGIL
     /* time.sleep(0), then look again before flagging anyone */
@@ -521,7 +521,7 @@ inline wait_for_readers() {
         do
         :: true ->
 #ifndef NOGIL
-            /* a fresh, closed gate per scan, armed under _gp_cond */
+            /* a fresh, closed gate per scan, armed under _cond */
             atomic {
                 !cond_mutex ->
                 ngates++;
@@ -567,7 +567,7 @@ inline wait_for_readers() {
     left = 0
 }
 
-/* Domain._run_grace_period (the caller has set gp_active). */
+/* GracePeriods._run_grace_period (the caller has set _active). */
 inline run_grace_period() {
     atomic { G = gpctr + 1; gpctr = G }   /* ORDER: after the publication, before the reads */
     do

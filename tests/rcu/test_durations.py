@@ -102,7 +102,7 @@ def _break_the_worker(
         gate.wait(PATIENCE)
         raise RuntimeError("injected fault")
 
-    monkeypatch.setattr(d, "_wait_paused", broken)
+    monkeypatch.setattr(d._grace, "wait_for", broken)
 
 
 def test_a_failing_worker_fails_the_domain_loudly(

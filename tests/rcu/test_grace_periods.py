@@ -49,7 +49,7 @@ def test_reader_that_starts_later_does_not_delay(domain: rcu.Domain) -> None:
     assert not sync.returned_within(GLANCE)
     # Wait until the grace period has started (the early reader is flagged),
     # so that the late reader's section begins after it.
-    assert wait_until(lambda: domain._gp.ctr > 1)
+    assert wait_until(lambda: domain._grace.state.ctr > 1)
     late = ParkedReader(domain, name="late")
     early.finish()
     assert sync.outcome() is True, "synchronize() waited for a later section"
@@ -139,7 +139,7 @@ def test_a_section_that_nests_after_the_grace_period_began_still_holds_it(
     thread = start(reader, "nesting-reader")
     assert entered.wait(PATIENCE)
     sync = Background(epoch_domain.synchronize)
-    assert wait_until(lambda: epoch_domain._gp.ctr > 1)
+    assert wait_until(lambda: epoch_domain._grace.state.ctr > 1)
     gate.set()
     assert nested.wait(PATIENCE)
     assert not sync.returned_within(GLANCE / 4), "a nested lock looked like a new section"

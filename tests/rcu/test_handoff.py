@@ -16,7 +16,7 @@ from collections.abc import Callable
 import pytest
 
 import rcu
-from rcu import _domain
+from rcu import _grace
 from rcu._reader import HOLDOUT, NOT_WAITING, STEP_ASIDE, Reader
 from tests.rcu.helpers import PATIENCE, Background, ParkedReader, join, start, wait_until
 
@@ -76,7 +76,7 @@ class Bystander:
 @pytest.fixture
 def gil(monkeypatch: pytest.MonkeyPatch) -> None:
     """Behave as a GIL build, whatever this interpreter is."""
-    monkeypatch.setattr(_domain, "_gil_enabled", lambda: True)
+    monkeypatch.setattr(_grace, "_gil_enabled", lambda: True)
 
 
 @pytest.mark.usefixtures("gil")
@@ -84,16 +84,17 @@ def test_waiting_grace_period_arms_a_gate_and_flags_every_reader(domain: rcu.Dom
     bystander = Bystander(domain)
     holdout = ParkedReader(domain, name="holdout")
     sync = Background(domain.synchronize)
-    assert wait_until(lambda: domain._gp.gate is not None), "no gate while a grace period waits"
-    holdout_reader = next(r for r in domain._registry if r.thread is holdout.thread)
+    gp = domain._grace.state
+    assert wait_until(lambda: gp.gate is not None), "no gate while a grace period waits"
+    holdout_reader = next(r for r in domain._registry._records if r.thread is holdout.thread)
     assert bystander.reader is not None
     assert holdout_reader.waiting == HOLDOUT
     assert bystander.reader.waiting == STEP_ASIDE
     holdout.finish()
     assert sync.outcome() is True
     # The grace period is over: no gate, no flag left behind.
-    assert domain._gp.gate is None
-    assert all(r.waiting == NOT_WAITING for r in domain._registry)
+    assert domain._grace.state.gate is None
+    assert all(r.waiting == NOT_WAITING for r in domain._registry._records)
     bystander.finish()
 
 
@@ -104,8 +105,8 @@ def test_bystander_steps_aside_once_per_gate_and_never_inside_a_section(
     bystander = Bystander(domain)
     holdout = ParkedReader(domain, name="holdout")
     sync = Background(domain.synchronize)
-    assert wait_until(lambda: domain._gp.gate is not None)
-    gate = domain._gp.gate
+    assert wait_until(lambda: domain._grace.state.gate is not None)
+    gate = domain._grace.state.gate
     # The driver is parked on a holdout: the gate stays shut, so the
     # bystander's step aside ends by its bound (a switch interval), not by
     # the driver. It must not wait for the holdout's section.
@@ -145,7 +146,7 @@ def test_holdout_signals_then_steps_aside_and_the_grace_period_ends(domain: rcu.
     try:
         for _ in range(50):
             assert domain.synchronize(timeout=PATIENCE) is True
-        assert domain._gp.gate is None
+        assert domain._grace.state.gate is None
     finally:
         stop.set()
         join(thread)
@@ -155,13 +156,13 @@ def test_holdout_signals_then_steps_aside_and_the_grace_period_ends(domain: rcu.
 def test_without_a_gil_no_gate_is_armed(
     domain: rcu.Domain, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(_domain, "_gil_enabled", lambda: False)
+    monkeypatch.setattr(_grace, "_gil_enabled", lambda: False)
     bystander = Bystander(domain)
     holdout = ParkedReader(domain, name="holdout")
     sync = Background(domain.synchronize)
-    holdout_reader = next(r for r in domain._registry if r.thread is holdout.thread)
+    holdout_reader = next(r for r in domain._registry._records if r.thread is holdout.thread)
     assert wait_until(lambda: holdout_reader.waiting == HOLDOUT)
-    assert domain._gp.gate is None
+    assert domain._grace.state.gate is None
     assert bystander.reader is not None
     assert bystander.reader.waiting == NOT_WAITING
     bystander.go.set()
@@ -218,17 +219,18 @@ def test_a_grace_period_with_waiters_hands_over_to_them_and_the_first_ends_it(
     bystander = Bystander(domain)
     holdout = ParkedReader(domain, name="holdout")
     driver = Background(domain.synchronize, name="driver")
-    assert wait_until(lambda: domain._gp.gate is not None)
+    assert wait_until(lambda: domain._grace.state.gate is not None)
     joiners = [Background(domain.synchronize, name=f"joiner-{i}") for i in range(3)]
-    assert wait_until(lambda: domain._sleepers == 3), "the joiners did not wait for the driver"
+    grace = domain._grace
+    assert wait_until(lambda: grace._sleepers == 3), "the joiners did not wait for the driver"
     holdout.finish()
     assert driver.outcome() is True
     for joiner in joiners:
         assert joiner.outcome() is True
     # Whoever ended the handoff opened the gate once and cleared every flag.
-    assert domain._handoff is None
-    assert domain._gp.gate is None
-    assert all(r.waiting == NOT_WAITING for r in domain._registry)
+    assert domain._grace._handoff is None
+    assert domain._grace.state.gate is None
+    assert all(r.waiting == NOT_WAITING for r in domain._registry._records)
     bystander.finish()
 
 
@@ -236,13 +238,13 @@ def test_a_grace_period_with_waiters_hands_over_to_them_and_the_first_ends_it(
 def test_a_waiter_that_times_out_leaves_the_drivers_handoff_alone(domain: rcu.Domain) -> None:
     holdout = ParkedReader(domain, name="holdout")
     driver = Background(domain.synchronize, name="driver")
-    assert wait_until(lambda: domain._gp.gate is not None)
-    handoff = domain._handoff
+    assert wait_until(lambda: domain._grace.state.gate is not None)
+    handoff = domain._grace._handoff
     assert domain.synchronize(timeout=0.05) is False  # joins, times out
-    assert domain._handoff is handoff, "a timed-out waiter took the running driver's gate"
+    assert domain._grace._handoff is handoff, "a timed-out waiter took the running driver's gate"
     holdout.finish()
     assert driver.outcome() is True
-    assert domain._handoff is None
+    assert domain._grace._handoff is None
 
 
 @pytest.mark.usefixtures("gil")
@@ -251,7 +253,7 @@ def test_statistics_count_the_time_readers_stepped_aside(domain: rcu.Domain) -> 
     bystander = Bystander(domain)
     holdout = ParkedReader(domain, name="holdout")
     sync = Background(domain.synchronize)
-    assert wait_until(lambda: domain._gp.gate is not None)
+    assert wait_until(lambda: domain._grace.state.gate is not None)
     bystander.go.set()  # steps aside once, until its bound: the gate stays shut
     assert bystander.crossed.wait(PATIENCE)
     stats = domain.statistics()
@@ -272,7 +274,7 @@ def test_a_holdout_of_a_later_grace_period_does_not_step_aside(
     # must not block on that grace period's gate, which waits for it.
     monkeypatch.setattr(sys, "getswitchinterval", lambda: 5.0)  # a step aside would show
     reader = qsbr_domain.reader()
-    gp = qsbr_domain._gp
+    gp = qsbr_domain._grace.state
     gate = threading.Lock()
     gate.acquire()
     gp.gate = gate

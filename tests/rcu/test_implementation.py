@@ -103,7 +103,7 @@ def test_the_c_records_reject_misuse_without_crashing() -> None:
         reader = domain.reader()
         reader.lock()
         with pytest.raises(TypeError, match="twice"):
-            reader.__init__(domain._gp, threading.current_thread())  # type: ignore[misc]
+            reader.__init__(domain._grace.state, threading.current_thread())  # type: ignore[misc]
         assert reader.depth == 1, "re-initialising ended the section"
         with pytest.raises(ValueError, match="depth"):
             reader.depth = -1

@@ -80,6 +80,29 @@ def test_no_warning_without_stall() -> None:
         d.close()
 
 
+def test_a_stall_timeout_set_later_applies_to_the_next_grace_period() -> None:
+    d = rcu.Domain(stall_timeout=None)
+    reader = ParkedReader(d)
+    try:
+        with pytest.raises(ValueError, match="stall_timeout"):
+            d.stall_timeout = 0
+        with pytest.raises(TypeError):
+            d.stall_timeout = "1"  # type: ignore[assignment]
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            assert d.synchronize(timeout=0.2) is False
+            d.stall_timeout = 0.05
+            assert d.synchronize(timeout=0.3) is False
+        stalls = [w for w in caught if issubclass(w.category, rcu.RcuStallWarning)]
+        assert stalls, "the new stall_timeout was not used"
+        assert d.stall_timeout == 0.05
+        d.stall_timeout = float("inf")
+        assert d.stall_timeout is None
+    finally:
+        reader.finish()
+        d.close()
+
+
 def test_stall_warning_is_a_runtime_warning() -> None:
     assert issubclass(rcu.RcuStallWarning, RuntimeWarning)
     assert rcu.Domain().stall_timeout == pytest.approx(21.0)

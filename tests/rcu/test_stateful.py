@@ -84,12 +84,12 @@ class GracePeriodModel(RuleBasedStateMachine):
     @rule()
     def start_synchronize(self) -> None:
         self.owed = {i for i in range(N_READERS) if self.holds(i)}
-        before = self.domain._gp.ctr
+        before = self.domain._grace.state.ctr
         self.sync = Background(self.domain.synchronize, name="model-sync")
         # Readers act only once the grace period has started: from then on
         # their new sections must not delay it.
         sync = self.sync
-        assert wait_until(lambda: self.domain._gp.ctr != before or sync.done.is_set())
+        assert wait_until(lambda: self.domain._grace.state.ctr != before or sync.done.is_set())
 
     @invariant()
     def synchronize_waits_for_exactly_the_owed_readers(self) -> None:

@@ -1,15 +1,18 @@
 """A synthetic multi-threaded driver of a translation buffer (no ISA needed).
 
 A fake guest has blocks at fixed pcs; each block's "translated code" is a
-function that picks a successor and some bytes of a size drawn per block.
-vCPU threads follow random chains of blocks through their jump caches and
-the index, translating on a miss, exactly as a cpu loop does: inside
+function that retires one instruction, picks a random successor and has
+some bytes of a size drawn per block. :class:`FakeEngine` produces them for
+:class:`FakeHart` vCPUs, which run them in the machine's own cpu loop
+(:class:`tcg.cpu_loop.CpuLoop`): following random chains of blocks through
+their jump caches and the index, translating on a miss, inside
 ``running()`` of a quiescent world and between the policy's hooks, checking
 the reclamation oracle before and after each block and moving their
-``VcpuMark`` for the grace-period check. Translator threads fill
-the buffer far past its capacity with blocks nobody runs and invalidate
-random guest ranges. Every thread stops at a step budget, not a timer, so a
-run does the same amount of work on any machine.
+``VcpuMark`` for the grace-period check. Translator threads fill the buffer
+far past its capacity with blocks nobody runs and invalidate random guest
+ranges. Every thread stops at a step budget, not a timer (for a vCPU, the
+loop's instruction limit), so a run does the same amount of work on any
+machine.
 """
 
 from __future__ import annotations
@@ -22,7 +25,8 @@ from dataclasses import dataclass, field
 
 import quiescent
 from tcg import BufferFullError, TranslationBuffer, UseAfterReclaimError
-from tcg.block import TranslationBlock
+from tcg.block import BlockFunction, TranslationBlock
+from tcg.cpu_loop import CpuLoop
 from tcg.policies import RetirePolicy
 
 BLOCK_STRIDE = 0x40
@@ -39,12 +43,55 @@ class DriverResult:
     errors: list[str] = field(default_factory=list)
     translations: int = 0
     full_events: int = 0
-    max_retired_bytes: int = 0
 
 
 def block_size(pc: int, seed: int) -> int:
     """Host-code bytes of the block at ``pc`` (deterministic per seed)."""
     return random.Random(pc * 7919 + seed).randrange(64, 512)
+
+
+class FakeHart:
+    """A vCPU of the fake guest: a pc, the blocks it ran, its own random source."""
+
+    __slots__ = ("hart_id", "instret", "pc", "reservation", "rng")
+
+    def __init__(self, hart_id: int, seed: int) -> None:
+        self.hart_id = hart_id
+        self.rng = random.Random(seed * 100 + hart_id)
+        self.pc = BLOCK_STRIDE
+        self.instret = 0
+        self.reservation: int | None = None
+
+    def reset(self, entry: int, n_harts: int) -> None:
+        self.pc = entry
+        self.instret = 0
+
+
+class FakeEngine:
+    """The fake guest's blocks, as an engine (:class:`tcg.engine.Engine`)."""
+
+    def __init__(self, seed: int) -> None:
+        self.seed = seed
+
+    def new_hart(self, hart_id: int) -> FakeHart:
+        return FakeHart(hart_id, self.seed)
+
+    def generate(self, pc: int, max_insns: int) -> tuple[BlockFunction, int, bytes]:
+        def run(h: FakeHart) -> int:
+            rng = h.rng
+            if rng.random() < 0.2:
+                # Get preempted in the middle of "executing" the block.
+                threading.Event().wait(0)
+            h.instret += 1
+            return BLOCK_STRIDE * rng.randrange(HOT_BLOCKS) + BLOCK_STRIDE
+
+        return run, pc + BLOCK_STRIDE, bytes([pc & 0xFF]) * block_size(pc, self.seed)
+
+    def is_host_call(self, h: FakeHart, pc: int) -> bool:
+        return False
+
+    def run_special(self, h: FakeHart) -> bool:
+        raise AssertionError("the fake guest has no special instructions")
 
 
 class Driver:
@@ -59,7 +106,6 @@ class Driver:
         translators: int = 1,
         steps: int = 3000,
         seed: int = 0,
-        on_step: Callable[[DriverResult], None] | None = None,
     ) -> None:
         self.buffer = buffer
         self.policy: RetirePolicy = buffer.policy
@@ -68,80 +114,41 @@ class Driver:
         self.n_translators = translators
         self.steps = steps
         self.seed = seed
+        self.engine = FakeEngine(seed)
+        self.loop = CpuLoop(
+            world, buffer, self.engine, translate=self._vcpu_translate, next_check=self._next_check
+        )
         self.result = DriverResult()
         self._lock = threading.Lock()
-        self._on_step = on_step
-
-    def _code(self, pc: int) -> tuple[Callable[[random.Random], int], bytes]:
-        def run(rng: random.Random) -> int:
-            if rng.random() < 0.2:
-                # Get preempted in the middle of "executing" the block.
-                threading.Event().wait(0)
-            return BLOCK_STRIDE * rng.randrange(HOT_BLOCKS) + BLOCK_STRIDE
-
-        size = block_size(pc, self.seed)
-        return run, bytes([pc & 0xFF]) * size
 
     def _translate(self, pc: int) -> TranslationBlock:
-        fn, code = self._code(pc)
-        return self.buffer.add(pc, pc + BLOCK_STRIDE, fn, code)
+        fn, end, code = self.engine.generate(pc, 1)
+        return self.buffer.add(pc, end, fn, code)
+
+    def _vcpu_translate(self, pc: int) -> TranslationBlock:
+        try:
+            return self._translate(pc)
+        except BufferFullError:
+            with self._lock:
+                self.result.full_events += 1  # the loop asks on_full() and waits
+            raise
+
+    def _next_check(self, h: FakeHart) -> int | None:
+        """The step budget, as the loop's instruction limit."""
+        return None if h.instret >= self.steps else self.steps
 
     def vcpu(self, index: int) -> None:
-        rng = random.Random(self.seed * 100 + index)
-        cpu = self.world.register(name=f"vcpu{index}")
-        hooks = self.policy.vcpu_hooks()
-        cache = self.buffer.new_jump_cache()
-        mark = self.buffer.new_vcpu_mark(f"vcpu{index}")
-        generations = self.buffer.generations
-        pc = BLOCK_STRIDE
-        done = 0
+        h = self.engine.new_hart(index)
+        h.reset(BLOCK_STRIDE, self.n_vcpus)
         try:
-            while done < self.steps:
-                token: object = None
-                full = False
-                with cpu.running():
-                    hooks.enter()
-                    mark.seq += 1
-                    try:
-                        while done < self.steps and not cpu.exit_requested:
-                            tb = self.buffer.lookup(cache, pc)
-                            if tb is None:
-                                try:
-                                    tb = self._translate(pc)
-                                except BufferFullError:
-                                    token, full = self.policy.on_full(), True
-                                    break
-                            self._check(tb, generations)
-                            next_pc = tb.fn(rng)
-                            self._check(tb, generations)
-                            pc = next_pc
-                            done += 1
-                            mark.seq += 1
-                            hooks.boundary()
-                            mark.seq += 1
-                    finally:
-                        mark.seq += 1
-                        hooks.leave()
-                if full:
-                    with self._lock:
-                        self.result.full_events += 1
-                    self.policy.wait_for_space(token)
-                cpu.process_work()
-                if self._on_step is not None:
-                    self._on_step(self.result)
-        finally:
-            with self._lock:
-                self.result.blocks_run += done
-            self.buffer.drop_vcpu_mark(mark)
-            self.buffer.drop_jump_cache(cache)
-            cpu.unregister()
-
-    def _check(self, tb: TranslationBlock, generations: list[int]) -> None:
-        try:
-            tb.check(generations)
+            self.loop.run(h, f"vcpu{index}")
         except UseAfterReclaimError as exc:
+            # The oracle: this vCPU ran reclaimed code; it stops there.
             with self._lock:
                 self.result.violations.append(str(exc))
+        finally:
+            with self._lock:
+                self.result.blocks_run += h.instret
 
     def translator(self, index: int) -> None:
         rng = random.Random(self.seed * 1000 + index)

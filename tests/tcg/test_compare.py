@@ -27,13 +27,13 @@ class ReclaimAtOnce(RcuRetire):
     def __init__(self, world: object) -> None:
         super().__init__(flavor="epoch")
 
-    def _retire(self, *, force: bool) -> None:
+    def _retire(self) -> None:
         retired = self.buffer.retire_oldest()
         if retired is not None:
             self.buffer.reclaim(*retired)
 
     def wait_for_space(self, token: object) -> None:
-        self._retire(force=True)
+        self._retire()
 
 
 class SkipsUnpublish(RcuRetire):

@@ -18,6 +18,7 @@ from tcg.block import BlockFunction
 from tcg.machine import Machine, MachineConfigError, MachineError, make_policy
 from tcg.riscv.errors import FaultReason, LoaderError
 from tcg.riscv.translate import LOOP_ITERATIONS
+from tcg.riscv_engine import RiscvEngine
 from tcg.workloads import WORKLOADS
 from tests.tcg.riscv.helpers import (
     amo,
@@ -298,7 +299,7 @@ class ReclaimAtOnce(RcuRetire):
     def __init__(self, world: quiescent.World) -> None:
         super().__init__()
 
-    def _retire(self, *, force: bool) -> None:
+    def _retire(self) -> None:
         retired = self.buffer.retire_oldest()
         if retired is not None:
             self.buffer.reclaim(*retired)
@@ -429,12 +430,12 @@ def test_the_policy_registry_lives_with_the_policies() -> None:
 def test_only_a_block_too_large_makes_the_translator_shrink_blocks() -> None:
     asked: list[int] = []
 
-    class EmptyCode(Machine):
-        def _generate(self, pc: int, max_insns: int) -> tuple[BlockFunction, int, bytes]:
+    class EmptyCode(RiscvEngine):
+        def generate(self, pc: int, max_insns: int) -> tuple[BlockFunction, int, bytes]:
             asked.append(max_insns)
             return int, pc + 4, b""  # a bad block, not a large one
 
-    machine = EmptyCode(WORKLOADS["crc32"].path)
+    machine = Machine(WORKLOADS["crc32"].path, engine=EmptyCode)
     with pytest.raises(MachineError, match="at least one byte"):
         machine.run()
     assert asked == [machine.max_block_insns]  # tried once, not halved

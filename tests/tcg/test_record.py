@@ -1,4 +1,4 @@
-"""The typed cell record: exact JSON round trips, stored documents, the harness's records."""
+"""The typed records: exact JSON round trips, stored and older documents, the harness's records."""
 
 from __future__ import annotations
 
@@ -8,8 +8,17 @@ from pathlib import Path
 
 import pytest
 
-from tcg.compare import Cell, run_cell, summarize
-from tcg.record import CellRecord, Distribution, RunSummary
+from tcg.compare import Cell, Settings, run_cell, summarize
+from tcg.record import (
+    BaselineRecord,
+    CellRecord,
+    Comparison,
+    ComparisonDocument,
+    Distribution,
+    RunSummary,
+    document,
+)
+from tcg.report import table_rows, verdict_points
 
 STORED = Path(__file__).parents[2] / "docs" / "comparison"
 
@@ -99,3 +108,63 @@ def test_the_plots_draw_a_stored_document_through_its_records(tmp_path: Path) ->
     for name, plot, _ in PLOTS:
         plot(doc, tmp_path / name)
         assert (tmp_path / name).read_bytes().startswith(b"\x89PNG")
+
+
+@pytest.mark.parametrize("name", ["pressure", "batching", "stall"])
+def test_a_stored_document_round_trips_as_one_record(name: str) -> None:
+    doc = json.loads((STORED / f"{name}.json").read_text())
+    record = ComparisonDocument.from_json(doc)
+    assert record.to_json() == doc
+    assert list(record.to_json()) == list(doc)
+    assert all(isinstance(b, BaselineRecord) for b in record.baselines)
+    assert record.comparisons is not None
+    assert all(isinstance(i, Comparison) for i in record.comparisons)
+    assert record.machine.cpu_count == doc["machine"]["cpu_count"]
+    assert document(record) is record
+
+
+def test_a_document_from_before_runs_and_comparisons_loads_and_reports() -> None:
+    doc = json.loads((STORED / "pressure.json").read_text())
+    del doc["comparisons"]
+    for c in doc["cells"]:
+        for key in ("runs", "mips_ci", "executions", "held_back_kb", "stepped_aside_ms"):
+            del c[key]
+    for b in doc["baselines"]:
+        del b["runs"], b["mips_ci"]
+    record = ComparisonDocument.from_json(doc)
+    assert record.comparisons is None
+    cell = record.cells[0]
+    assert (cell.runs, cell.mips_ci, cell.executions) == (None, None, 1)
+    assert (cell.held_back_kb, cell.stepped_aside_ms) == (0.0, 0.0)
+    assert record.baselines[0].runs is None
+    # The verdict computes the comparisons (throughput only: no per-run costs).
+    points = verdict_points(doc)
+    assert points[0].startswith("rcu against flush")
+    # 48 cells of 5 runs each; a baseline without per-run records counts as one
+    assert "All 252 runs were correct" in points[-1]
+    head, rows = table_rows(doc)
+    assert len(rows) == len(doc["cells"])
+    assert rows[0][head.index("95% CI")] == "-"
+
+
+def test_a_document_missing_its_cells_is_a_value_error() -> None:
+    doc = json.loads((STORED / "stall.json").read_text())
+    del doc["cells"], doc["machine"]
+    with pytest.raises(ValueError, match="machine, cells"):
+        ComparisonDocument.from_json(doc)
+
+
+def test_the_settings_a_document_echoes_read_back() -> None:
+    config = json.loads((STORED / "pressure.json").read_text())["config"]
+    settings = Settings.from_json(config)
+    assert settings.vcpus == (1, 2, 4, 8)
+    echoed = {k: v for k, v in config.items() if k not in ("wall_seconds", "runs")}
+    assert json.loads(json.dumps(dataclasses.asdict(settings))) == echoed
+
+
+def test_distributions_pool_to_an_upper_bound() -> None:
+    a = Distribution(p50=1.0, p99=5.0, max=6.0, count=10, total=20.0)
+    b = Distribution(p50=2.0, p99=3.0, max=9.0, count=5, total=4.0)
+    assert Distribution.upper_bound([a, b]) == Distribution(2.0, 5.0, 9.0, 15, 24.0)
+    with pytest.raises(ValueError, match="at least one"):
+        Distribution.upper_bound([])

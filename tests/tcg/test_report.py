@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from tcg.compare import comparisons
+from tcg.compare import comparisons, machine_info
+from tcg.record import CellRecord
 from tcg.report import table_rows, verdict_points
 
 Json = dict[str, Any]
@@ -17,6 +18,13 @@ Json = dict[str, Any]
 Speed = float | Callable[[int, float], float]
 BUFFERS = (32.0, 64.0)
 VCPUS = (1, 4)
+
+
+def _record(policy: str, vcpus: int, kb: float) -> Json:
+    """A complete cell record that ran nothing, to fill in."""
+    where = {"policy": policy, "vcpus": vcpus, "buffer_kb": kb, "workload": "parallel"}
+    where |= {"host_calls": "outside", "engine": "tcg"}
+    return CellRecord.failed(where, None).to_json()
 
 
 def _cell(policy: str, vcpus: int, kb: float, mips: list[float], lost_ms: list[float]) -> Json:
@@ -30,17 +38,14 @@ def _cell(policy: str, vcpus: int, kb: float, mips: list[float], lost_ms: list[f
             "retranslations": 10,
             "held_back_kb": 0.0 if policy == "flush" else kb / 8,
             "pause_ms": lost,
+            "stepped_aside_ms": 0.0,
             "pause_max_ms": lost / 4,
+            "quiesce_max_ms": 0.0,
         }
         for m, lost in zip(mips, lost_ms, strict=True)
     ]
     median = sorted(mips)[len(mips) // 2]
-    return {
-        "policy": policy,
-        "vcpus": vcpus,
-        "buffer_kb": kb,
-        "workload": "parallel",
-        "host_calls": "outside",
+    return _record(policy, vcpus, kb) | {
         "mips": median,
         "mips_ci": [min(mips), max(mips)],
         "mips_spread": {"min": min(mips), "max": max(mips), "runs": mips},
@@ -59,7 +64,7 @@ def _cell(policy: str, vcpus: int, kb: float, mips: list[float], lost_ms: list[f
         "violations": 0,
         "faults": 0,
         "output_ok": True,
-        "error": None,
+        "completed": True,
     }
 
 
@@ -75,23 +80,18 @@ def _doc(speed: dict[str, Speed], noise: float, seed: int = 0, n: int = 5) -> Js
                 lost = [50.0 * rng.lognormvariate(0, noise) for _ in range(n)]
                 cells.append(_cell(policy, v, kb, mips, lost))
     baselines = [
-        {
-            "policy": p,
-            "vcpus": v,
-            "buffer_kb": 16384.0,
-            "workload": "parallel",
-            "peak_live_kb": 175.0,
-            "mips": 2.0,
-            "runs": [{"mips": 2.0}] * n,
-            "violations": 0,
-            "faults": 0,
-            "output_ok": True,
-            "error": None,
-        }
+        _cell(p, v, 16384.0, [2.0] * n, [0.0] * n) | {"peak_live_kb": 175.0, "retirements": 0}
         for p in speed
         for v in VCPUS
     ]
-    doc = {"version": 1, "scenario": "pressure", "baselines": baselines, "cells": cells}
+    doc = {
+        "version": 1,
+        "scenario": "pressure",
+        "machine": machine_info(),
+        "config": {},
+        "baselines": baselines,
+        "cells": cells,
+    }
     doc["comparisons"] = comparisons(doc)
     return doc
 

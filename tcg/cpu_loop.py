@@ -1,0 +1,189 @@
+"""The cpu loop: one vCPU thread running blocks from the translation buffer.
+
+This is QEMU's ``cpu_exec`` in miniature, written once for every engine and
+every test driver: find the block for the pc (jump cache, then index, then
+translate), run it, repeat, checking for exit requests at every block
+boundary, and leave guest code for what must not happen inside it. It is
+the emulator's hot path, so the inner loop binds everything it uses to
+local variables first and makes no call per block beyond the lookup, the
+block itself and the policy's boundary hook.
+
+One turn of the outer loop (the per-block step is the body of the inner
+``while``, one delimited section of :meth:`CpuLoop.run`'s loop)::
+
+    with cpu.running():                 # stop-the-world read side
+        hooks.enter()                   # the policy's read side (RCU)
+        mark.seq += 1                   # odd: may hold a TB (VcpuMark)
+        while not cpu.exit_requested and instret below the check:
+            tb = lookup or translate    # BufferFullError: ask on_full(), leave
+            if tb is special: leave     # ecall, atomics, fence.i, csr...
+            check tb; pc = tb.fn(h); check tb   # the reclamation oracle
+            mark.seq += 1; hooks.boundary(); mark.seq += 1   # a quiescent point
+        mark.seq += 1                   # even: holds nothing
+        hooks.leave()
+    wait for space (with the token) / run the special instruction
+    cpu.process_work()                  # safe work, flushes, kicks
+    ask the owner where the next check is (None: stop)
+
+A vCPU waits for space and runs special instructions only outside
+``running()`` and the policy's read side, so neither an exclusive section nor
+a grace period ever waits for a thread that waits for them. The exception is
+a blocking host call under ``host_calls="inside"``: the naive way, kept to
+measure it.
+
+The owner of the loop decides two things, given as callables:
+``translate(pc)`` makes and publishes the TB at ``pc`` (or raises
+:class:`~tcg.errors.BufferFullError`), and ``next_check(h)``, asked before
+the first entry and after every exit from guest code, returns the hart's
+``instret`` at which the loop next leaves guest code to ask again (an
+instruction limit, a step budget) or None to stop. The loop also stops once
+:meth:`~tcg.engine.Engine.run_special` says the hart exited. Exceptions (a
+guest fault, :class:`~tcg.errors.UseAfterReclaimError` from the oracle)
+propagate to the caller of :meth:`CpuLoop.run` after the vCPU has been
+unregistered.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Generic, Literal
+
+import quiescent
+from tcg.block import TranslationBlock
+from tcg.buffer import TranslationBuffer, VcpuMark
+from tcg.engine import Engine, HartT, special_block
+from tcg.errors import BufferFullError
+from tcg.policies import VcpuHooks
+
+__all__ = ["CpuLoop"]
+
+
+class CpuLoop(Generic[HartT]):
+    """The cpu loop of the harts of one engine over one buffer and its policy.
+
+    One object serves every hart of a machine: :meth:`run` holds the per-hart
+    state in its own frame, on the hart's thread.
+    """
+
+    __slots__ = ("buffer", "engine", "host_calls", "next_check", "translate", "world")
+
+    def __init__(
+        self,
+        world: quiescent.World,
+        buffer: TranslationBuffer,
+        engine: Engine[HartT],
+        *,
+        translate: Callable[[int], TranslationBlock],
+        next_check: Callable[[HartT], int | None],
+        host_calls: Literal["outside", "inside"] = "outside",
+    ) -> None:
+        self.world = world
+        self.buffer = buffer
+        self.engine = engine
+        self.translate = translate
+        self.next_check = next_check
+        self.host_calls = host_calls
+
+    def run(self, h: HartT, name: str) -> None:
+        """Run hart ``h`` as the vCPU ``name`` until it stops, on the calling thread.
+
+        Registers the vCPU with the world, takes the policy's hooks, a jump
+        cache and a :class:`~tcg.buffer.VcpuMark`, and gives them back (also
+        when an exception propagates).
+        """
+        buffer = self.buffer
+        cpu = self.world.register(name=name)
+        hooks = buffer.policy.vcpu_hooks()
+        cache = buffer.new_jump_cache()
+        mark = buffer.new_vcpu_mark(name)
+        try:
+            self._loop(h, cpu, hooks, cache, mark)
+        finally:
+            buffer.drop_vcpu_mark(mark)
+            buffer.drop_jump_cache(cache)
+            cpu.unregister()
+
+    def _loop(
+        self,
+        h: HartT,
+        cpu: quiescent.Vcpu,
+        hooks: VcpuHooks,
+        cache: list[TranslationBlock | None],
+        mark: VcpuMark,
+    ) -> None:
+        enter, leave, boundary = hooks.enter, hooks.leave, hooks.boundary
+        buffer = self.buffer
+        lookup = buffer.lookup
+        generations = buffer.generations
+        policy = buffer.policy
+        on_full, wait_for_space = policy.on_full, policy.wait_for_space
+        translate = self.translate
+        next_check = self.next_check
+        is_host_call, run_special = self.engine.is_host_call, self.engine.run_special
+        inside = self.host_calls == "inside"
+        pc = h.pc
+        # The check is made where guest code can see it: a guest that loops
+        # without a special instruction never leaves the inner loop. One
+        # comparison per block.
+        check_at = next_check(h)
+        while check_at is not None:
+            token: object = None
+            full = special = False
+            with cpu.running():
+                enter()
+                # ORDER: odd after the read side is entered, even again
+                # before it is left or cut (see VcpuMark).
+                mark.seq += 1
+                try:
+                    while not cpu.exit_requested and h.instret < check_at:
+                        # ==== The per-block step ==========================
+                        # 1. The block at pc: from the jump cache or the
+                        #    index, or translated and published here, inside
+                        #    the read side. (Block chaining goes here: the
+                        #    previous block's link to its successor, followed
+                        #    without a lookup.)
+                        tb = lookup(cache, pc)
+                        if tb is None:
+                            try:
+                                tb = translate(pc)
+                            except BufferFullError:
+                                # Asked here, where the buffer was found full
+                                # (the flush count this hart saw).
+                                token, full = on_full(), True
+                                break
+                        # 2. Run it: special instructions leave guest code.
+                        fn = tb.fn
+                        if fn is special_block:
+                            if inside and is_host_call(h, pc):
+                                # The naive way: block with the read side
+                                # held (a stalled vCPU, for comparison).
+                                h.pc = pc
+                                run_special(h)
+                                pc = h.pc
+                                continue
+                            special = True
+                            break
+                        # The oracle, before and after: the region of the TB
+                        # must not be reclaimed while this hart runs it.
+                        if generations[tb.region] != tb.generation:
+                            tb.check(generations)
+                        pc = fn(h)
+                        if generations[tb.region] != tb.generation:
+                            tb.check(generations)
+                        # 3. A quiescent point between blocks.
+                        mark.seq += 1
+                        boundary()
+                        mark.seq += 1
+                        # ==== End of the per-block step ===================
+                finally:
+                    mark.seq += 1
+                    leave()
+                    h.pc = pc
+            if full:
+                wait_for_space(token)
+            elif special:
+                if not run_special(h):
+                    return  # this hart exited
+                pc = h.pc
+            cpu.process_work()
+            check_at = next_check(h)
