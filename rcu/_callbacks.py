@@ -54,9 +54,11 @@ nothing here takes another lock of the order while holding it.
 Worker state machine (``_state``, under ``lock``):
 ``_OPEN`` -> ``_DRAINING`` (``close(drain=True)``: the worker runs what is
 queued, including what callbacks queue meanwhile) or ``_DROPPING``
-(``close(drain=False)``: what is queued, and the batch waiting for its grace
-period, is dropped; the worker stops waiting for readers) -> ``_CLOSED`` (the
-worker exited or never ran; nothing is queued any more).
+(``close(drain=False)``: what is queued, the batch waiting for its grace
+period, and the polled request are dropped; the worker stops waiting for
+readers) -> ``_CLOSED`` (the worker exited or never ran; nothing is queued
+any more). A polled request is accepted exactly when ``call_rcu`` is
+(``check_accepting``), so one is pending only while the worker drives it.
 
 Any state -> ``_FAILED``: the worker's own loop raised (callbacks' errors are
 caught and reported; this is a bug, or an error in a grace-period wait).
@@ -298,10 +300,19 @@ class CallbackEngine:
         return threading.get_ident() == self._worker_ident
 
     def request_grace_period(self, target: int) -> None:
-        """Make sure grace period ``target`` happens even if nobody waits for it."""
+        """Make sure grace period ``target`` happens even if nobody waits for it.
+
+        Raises what ``call_rcu`` would raise once the engine is closing.
+        """
         with self.lock:
-            if self._failure is not None:
-                raise self._failure_error()
+            # A start_poll() that numbered its grace period before close() may
+            # get here after it: it fails as a later start_poll() would. Once
+            # closing, a request would restart a worker nobody joins, or give
+            # a dropping worker a wait that aborts at once. ORDER: checked
+            # under the lock close() changes the state under: a request is
+            # either recorded before close() (which drives or abandons it)
+            # or refused.
+            self.check_accepting()
             if target > self._gp_request:
                 self._gp_request = target
                 if self._worker is None:
@@ -491,6 +502,11 @@ class CallbackEngine:
             if self._state == _OPEN:
                 if not drain:
                     self._drop(self._queue)
+                    # The polled request is abandoned too (its cookie stays
+                    # valid: cond_synchronize() drives its grace period). Kept,
+                    # it would send the worker back to a wait that aborts at
+                    # once, again and again: a busy loop instead of an exit.
+                    self._gp_request = 0
                 if self._worker is None:
                     self._state = _CLOSED
                 else:
@@ -502,6 +518,10 @@ class CallbackEngine:
         if worker is None:
             return True
         if not drain:
+            # ORDER: _DROPPING and the abandoned request are set under the
+            # lock before the waiters are woken (outside it: the engine's
+            # lock is never held with the grace periods' one): the woken
+            # worker sees abort() true, then finds nothing left to wait for.
             self._grace.wake_waiters()
         worker.join(remaining(deadline))
         if self._failure is not None:

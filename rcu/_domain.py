@@ -297,8 +297,11 @@ class Domain:
 
         New ``call_rcu``, ``synchronize`` and ``start_poll`` calls raise
         :class:`DomainClosedError`. With ``drain`` every queued callback runs
-        (including callbacks that callbacks queue) before ``close`` returns;
-        without, queued callbacks are dropped and counted. Idempotent; on a
+        (including callbacks that callbacks queue), and every grace period
+        that ``start_poll`` requested completes, before ``close`` returns;
+        without, ``close`` waits for no reader: queued callbacks are dropped
+        and counted, and requested grace periods are no longer driven (their
+        cookies stay valid: ``cond_synchronize`` drives one). Idempotent; on a
         domain whose callback worker failed it raises :class:`RcuError` (the
         domain is closed all the same).
         """

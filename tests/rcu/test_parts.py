@@ -23,7 +23,7 @@ from rcu._reader import GracePeriodState
 from rcu._registry import Registry
 from rcu.errors import DomainClosedError
 from tests.forking import in_child
-from tests.rcu.helpers import GLANCE, PATIENCE, join, start, wait_until
+from tests.rcu.helpers import GLANCE, PATIENCE, Background, join, start, wait_until
 
 needs_fork = pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
 
@@ -119,6 +119,68 @@ def test_a_waiter_aborts_when_woken(parts: Parts) -> None:
     assert outcome == [False]
     parked.finish()
     assert parts.grace.wait_for(parts.grace.next_target(), None)
+
+
+class WorkerWaitsHeld:
+    """Count the worker's grace-period waits and hold it after the first that aborts.
+
+    Past ``limit`` waits the instrumented wait raises (a spinning worker then
+    fails, and its close raises, instead of spinning on).
+    """
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, parts: Parts, limit: int) -> None:
+        self.calls = 0
+        self.aborted = threading.Event()
+        self.resume = threading.Event()
+        self._limit = limit
+        self._wait_for = parts.grace.wait_for
+        monkeypatch.setattr(parts.grace, "wait_for", self._counted)
+
+    def _counted(self, target: int, deadline: float | None, abort: object = None) -> bool:
+        if threading.current_thread().name != "rcu-callbacks-parts":
+            return self._wait_for(target, deadline, abort)  # type: ignore[arg-type]
+        self.calls += 1  # the worker is the only thread that writes it
+        if self.calls > self._limit:
+            raise RuntimeError(f"the worker waited {self.calls} times: it spins")
+        done = self._wait_for(target, deadline, abort)  # type: ignore[arg-type]
+        if not done and not self.aborted.is_set():
+            self.aborted.set()
+            assert self.resume.wait(PATIENCE)
+        return done
+
+
+def _worker_alive() -> bool:
+    return any(thread.name == "rcu-callbacks-parts" for thread in threading.enumerate())
+
+
+def test_a_polled_request_that_arrives_after_close_is_refused(
+    parts: Parts, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A start_poll() numbers its grace period, then asks the engine for it:
+    # a close(drain=False) can come in between.
+    waits = WorkerWaitsHeld(monkeypatch, parts, limit=100)
+    parked = Parked(parts.registry)
+    try:
+        parts.engine.request_grace_period(parts.grace.open_target())
+        assert wait_until(lambda: waits.calls == 1)  # the worker waits for the reader
+        late = parts.grace.open_target()
+        parts.grace.close()
+        closing = Background(lambda: parts.engine.close(False, None), "close")
+        assert waits.aborted.wait(PATIENCE)  # the dropping worker, held before it exits
+        with pytest.raises(DomainClosedError):
+            parts.engine.request_grace_period(late)
+        waits.resume.set()
+        assert closing.outcome() is True
+        assert waits.calls == 1, "the dropping worker took a request it cannot wait for"
+        assert not _worker_alive()
+        # Once closed, a request starts no worker that nobody would join.
+        with pytest.raises(DomainClosedError):
+            parts.engine.request_grace_period(late)
+        assert not _worker_alive()
+        assert parts.grace.completed == 0
+    finally:
+        waits.resume.set()
+        parked.finish()
 
 
 def test_numbering_cookies_and_close(parts: Parts) -> None:
