@@ -117,6 +117,12 @@ def parser() -> argparse.ArgumentParser:
         default=DEFAULT_ENGINE,
         help=f"emulator: {', '.join(ENGINES)} (default {DEFAULT_ENGINE}; tinyrv must be installed)",
     )
+    run.add_argument(
+        "--no-chain",
+        dest="chain_blocks",
+        action="store_false",
+        help="find every block by lookup (do not chain blocks), to measure chaining",
+    )
     run.add_argument("--stats", action="store_true", help="print statistics to stderr")
     return top
 
@@ -139,6 +145,12 @@ def _print_stats(result: MachineResult) -> None:
     if p.gp_latency is not None:
         gp = p.gp_latency
         lines.append(f"grace periods: p50 {gp.p50 * 1e6:.1f} us, p99 {gp.p99 * 1e6:.1f} us")
+    links = b.links
+    lines.append(
+        f"chaining: links made {links.made:,}, blocks entered through a link "
+        f"{links.followed:,}; links removed on retire {links.removed_on_retire:,}, "
+        f"on flush {links.removed_on_flush:,}, on invalidate {links.removed_on_invalidate:,}"
+    )
     lines.append(f"exclusive sections {result.world.exclusive_sections}, stopped: {result.stopped}")
     for line in lines:
         print(f"tcg: {line}", file=sys.stderr)
@@ -163,6 +175,7 @@ def _main(args: argparse.Namespace) -> int:
             buffer_kb=args.buffer_kb,
             regions=args.regions,
             max_instructions=args.max_instructions,
+            chain_blocks=args.chain_blocks,
             echo=sys.stdout.buffer,
         )
     except (LoaderError, OSError) as exc:
