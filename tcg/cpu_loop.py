@@ -89,6 +89,12 @@ from tcg.policies import VcpuHooks
 
 __all__ = ["CpuLoop"]
 
+#: Blocks a vCPU may run through links after the block it found, before its
+#: next quiescent point: the bound on how long chaining delays a grace period
+#: (or a step aside) beyond one block, as ``LOOP_ITERATIONS`` bounds a block
+#: that loops on itself.
+CHAIN_RUN = 16
+
 #: ``prev`` before the first block of a stretch of guest code: no exits, no
 #: links (its dict is never written: :meth:`TranslationBuffer.link` is only
 #: given the blocks the loop ran).
@@ -181,7 +187,8 @@ class CpuLoop(Generic[HartT]):
                         #    just run, else from the jump cache or the index,
                         #    or translated and published here, inside the
                         #    read side (then linked, if pc is one of the
-                        #    previous block's direct exits).
+                        #    previous block's direct exits). A link never
+                        #    leads to a special instruction's block.
                         tb = prev.links.get(pc)
                         if tb is None:
                             tb = lookup(cache, pc)
@@ -193,31 +200,44 @@ class CpuLoop(Generic[HartT]):
                                     # full (the flush count this hart saw).
                                     token, full = on_full(), True
                                     break
+                            # Special instructions leave guest code.
+                            if tb.fn is special_block:
+                                if inside and is_host_call(h, pc):
+                                    # The naive way: block with the read side
+                                    # held (a stalled vCPU, for comparison).
+                                    h.pc = pc
+                                    run_special(h)
+                                    pc = h.pc
+                                    prev = _NOTHING_RUN
+                                    continue
+                                special = True
+                                break
                             if pc in prev.exits:
                                 link(prev, tb)
                         else:
                             followed += 1
-                        # 2. Run it: special instructions leave guest code.
-                        fn = tb.fn
-                        if fn is special_block:
-                            if inside and is_host_call(h, pc):
-                                # The naive way: block with the read side
-                                # held (a stalled vCPU, for comparison).
-                                h.pc = pc
-                                run_special(h)
-                                pc = h.pc
-                                prev = _NOTHING_RUN
-                                continue
-                            special = True
-                            break
-                        # The oracle, before and after: the region of the TB
-                        # must not be reclaimed while this hart runs it.
-                        if generations[tb.region] != tb.generation:
-                            tb.check(generations)
-                        pc = fn(h)
-                        if generations[tb.region] != tb.generation:
-                            tb.check(generations)
-                        # 3. A quiescent point between blocks.
+                        # 2. Run it, then the chain of blocks its links lead
+                        #    to, up to CHAIN_RUN more, without a quiescent
+                        #    point in between but with every other check.
+                        #    The oracle, before and after each block: its
+                        #    region must not be reclaimed while this hart
+                        #    runs it.
+                        n = CHAIN_RUN
+                        while True:
+                            if generations[tb.region] != tb.generation:
+                                tb.check(generations)
+                            pc = tb.fn(h)
+                            if generations[tb.region] != tb.generation:
+                                tb.check(generations)
+                            if not n or cpu.exit_requested or h.instret >= check_at:
+                                break
+                            nxt = tb.links.get(pc)
+                            if nxt is None:
+                                break
+                            tb = nxt
+                            n -= 1
+                        followed += CHAIN_RUN - n
+                        # 3. A quiescent point.
                         mark.seq += 1
                         boundary()
                         mark.seq += 1

@@ -118,17 +118,19 @@ def _toy_run(at: int) -> tuple[TranslationBuffer, ReclaimAtBoundary]:
         buffer,
         engine,
         translate=translate,
-        next_check=lambda h: None if h.instret >= 8 else 8,
+        next_check=lambda h: None if h.instret >= 40 else 40,
     )
     loop.run(engine.new_hart(0), "toy")
     return buffer, policy
 
 
 def test_the_loop_follows_links_and_a_reclaim_removes_them() -> None:
-    # Boundaries: 1 after A, 2 after B (link A->B made before B ran), 3 after
-    # A (link B->A made), 4 after B, whose next block A is entered through
-    # B's link... unless A's region was reclaimed at boundary 4, as here.
-    buffer, policy = _toy_run(at=4)
+    # Quiescent points: 1 after A, 2 after B (link A->B made before B ran),
+    # 3 after the chain that starts at A (link B->A made before it) and runs
+    # CHAIN_RUN more blocks through the links. The next step follows the
+    # link of the last of them... unless A's region was reclaimed at point
+    # 3, as here: then the link is gone and A is translated again.
+    buffer, policy = _toy_run(at=3)
     assert policy.reclaimed == [0]  # A's region (A was translated first)
     stats = buffer.statistics()
     assert stats.translations == 3  # A, B, and A again after its reclaim
@@ -140,7 +142,7 @@ def test_the_loop_follows_links_and_a_reclaim_removes_them() -> None:
 def test_following_a_stale_link_into_reclaimed_code_raises(monkeypatch: pytest.MonkeyPatch) -> None:
     _skip_unlinking(monkeypatch)
     with pytest.raises(UseAfterReclaimError, match="after its region was reclaimed"):
-        _toy_run(at=4)
+        _toy_run(at=3)
 
 
 def _machine(policy: str, vcpus: int, buffer_kb: float, name: str = "parallel") -> Machine:
