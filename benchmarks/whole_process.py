@@ -5,9 +5,9 @@ A user who runs a guest program pays for starting Python, importing the
 emulator and translating, not only for the guest's instructions, so this
 benchmark times whole commands, the way a shell would:
 
-* ``python -m tcg run PROGRAM`` (one vCPU, the default policy), and the same
-  with ``--no-chain`` (blocks always found by lookup), so that what chaining
-  buys is measured in the same run;
+* ``python -m tcg run PROGRAM`` (one vCPU, the default policy), and, with
+  ``--tree DIR``, the same command in another checkout of the project (the
+  code before a change, say), so that both are measured in the same run;
 * ``tinyrv-user-elf PROGRAM``, the runner that comes with tinyrv (it needs
   tinyrv's own dependencies, which ``pip install tinyrv==0.1.0`` brings;
   this project installs it with ``--no-deps``, so point ``--tinyrv`` at a
@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import shutil
 import statistics
 import subprocess
@@ -41,6 +42,8 @@ if __package__ in (None, ""):
 from benchmarks._common import banner, machine, table
 from tcg.stats import Interval, ratio_interval
 from tcg.workloads.build import CC, CFLAGS, RUNTIME, SRC
+
+ROOT = Path(__file__).resolve().parent.parent
 
 ROUNDS = 20
 
@@ -57,10 +60,15 @@ def build_crc32(out_dir: Path, rounds: int = ROUNDS) -> Path:
     return out_dir / target
 
 
-def timed(cmd: list[str]) -> tuple[float, bytes]:
-    """Wall-clock seconds of ``cmd`` and its stdout; the command must succeed."""
+def timed(cmd: list[str], cwd: Path) -> tuple[float, bytes]:
+    """Wall-clock seconds of ``cmd`` run in ``cwd``, and its stdout; it must succeed.
+
+    ``-m`` puts the working directory first on the path, so ``cwd`` picks
+    the checkout whose ``tcg`` runs.
+    """
+    env = dict(os.environ, PYTHONPATH=str(cwd))
     start = time.perf_counter()
-    done = subprocess.run(cmd, capture_output=True, check=False)
+    done = subprocess.run(cmd, capture_output=True, cwd=cwd, env=env, check=False)
     seconds = time.perf_counter() - start
     if done.returncode != 0:
         raise SystemExit(f"{' '.join(cmd)} exited {done.returncode}: {done.stderr.decode()[-400:]}")
@@ -76,22 +84,25 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--elf", type=Path, help="the guest program (default: crc32, 20 rounds)")
     parser.add_argument("--tinyrv", help="tinyrv's runner (tinyrv-user-elf), if installed")
+    parser.add_argument("--tree", type=Path, help="another checkout to time the same way")
     parser.add_argument("--repeat", type=int, default=5, help="runs of each command")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="tcg-whole-") as tmp:
         elf = args.elf or build_crc32(Path(tmp))
-        commands = {
-            "tcg": [sys.executable, "-m", "tcg", "run", str(elf)],
-            "tcg --no-chain": [sys.executable, "-m", "tcg", "run", "--no-chain", str(elf)],
-            "start-up": [sys.executable, "-c", "import tcg.__main__"],
+        run = [sys.executable, "-m", "tcg", "run", str(elf.resolve())]
+        commands: dict[str, tuple[list[str], Path]] = {
+            "tcg": (run, ROOT),
+            "start-up": ([sys.executable, "-c", "import tcg.__main__"], ROOT),
         }
+        if args.tree:
+            commands["tcg (tree)"] = (run, args.tree.resolve())
         if args.tinyrv:
-            commands["tinyrv"] = [args.tinyrv, str(elf)]
+            commands["tinyrv"] = ([args.tinyrv, str(elf)], ROOT)
         times: dict[str, list[float]] = {name: [] for name in commands}
         outputs: dict[str, bytes] = {}
         for _ in range(args.repeat):
-            for name, cmd in commands.items():
-                seconds, out = timed(cmd)
+            for name, (cmd, cwd) in commands.items():
+                seconds, out = timed(cmd, cwd)
                 times[name].append(seconds)
                 if name != "start-up":
                     outputs.setdefault(name, out)
@@ -103,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     ]
     print(table(["command", "median ms", "min ms", "max ms"], rows))
     print()
-    pairs = [("tcg --no-chain", "tcg")]
+    pairs = [("tcg (tree)", "tcg")] if args.tree else []
     if args.tinyrv:
         pairs.insert(0, ("tinyrv", "tcg"))
     for slow, fast in pairs:

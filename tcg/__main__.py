@@ -117,12 +117,6 @@ def parser() -> argparse.ArgumentParser:
         default=DEFAULT_ENGINE,
         help=f"emulator: {', '.join(ENGINES)} (default {DEFAULT_ENGINE}; tinyrv must be installed)",
     )
-    run.add_argument(
-        "--no-chain",
-        dest="chain_blocks",
-        action="store_false",
-        help="find every block by lookup (do not chain blocks), to measure chaining",
-    )
     run.add_argument("--stats", action="store_true", help="print statistics to stderr")
     return top
 
@@ -175,7 +169,6 @@ def _main(args: argparse.Namespace) -> int:
             buffer_kb=args.buffer_kb,
             regions=args.regions,
             max_instructions=args.max_instructions,
-            chain_blocks=args.chain_blocks,
             echo=sys.stdout.buffer,
         )
     except (LoaderError, OSError) as exc:

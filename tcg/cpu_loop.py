@@ -229,10 +229,10 @@ class CpuLoop(Generic[HartT]):
                             pc = tb.fn(h)
                             if generations[tb.region] != tb.generation:
                                 tb.check(generations)
-                            if not n or cpu.exit_requested or h.instret >= check_at:
-                                break
                             nxt = tb.links.get(pc)
-                            if nxt is None:
+                            if nxt is None or not n or cpu.exit_requested:
+                                break
+                            if h.instret >= check_at:
                                 break
                             tb = nxt
                             n -= 1

@@ -156,10 +156,9 @@ class Machine:
     :mod:`tcg.engine`): called once with the machine's
     :class:`~tcg.engine.EngineServices`; our translator by default.
 
-    ``chain_blocks`` (default True) links a block's direct exits to their
+    Blocks are chained: a block's direct exits are linked to their
     successors' blocks, so that the cpu loop enters the next block without a
-    lookup (QEMU's ``goto_tb``; see :mod:`tcg.cpu_loop`); False finds every
-    block by lookup, to measure what chaining buys.
+    lookup (QEMU's ``goto_tb``; see :mod:`tcg.cpu_loop`).
     """
 
     def __init__(
@@ -176,7 +175,6 @@ class Machine:
         host_calls: Literal["outside", "inside"] = "outside",
         echo: BinaryIO | None = None,
         engine: EngineFactory = RiscvEngine,
-        chain_blocks: bool = True,
     ) -> None:
         for name, value in (("vcpus", vcpus), ("regions", regions)):
             if isinstance(value, bool) or not isinstance(value, int):
@@ -201,8 +199,6 @@ class Machine:
             raise ValueError(f"host_calls must be 'outside' or 'inside', not {host_calls!r}")
         if not callable(engine):
             raise TypeError(f"engine must be an engine factory, not {type(engine).__name__}")
-        if not isinstance(chain_blocks, bool):
-            raise TypeError(f"chain_blocks must be a bool, not {type(chain_blocks).__name__}")
         loaded = load_elf(program, ram_size=ram_size)  # LoaderError before anything runs
         capacity = int(buffer_kb * 1024)
         if capacity < regions:
@@ -213,7 +209,6 @@ class Machine:
         self.max_block_insns = max_block_insns
         self.max_instructions = max_instructions
         self.host_calls = host_calls
-        self.chain_blocks = chain_blocks
         self.watch = bytearray(len(self.ram) // PAGE_SIZE)
         # The engine before the world and the policy: an engine that cannot
         # be made (tinyrv not installed) leaves no policy behind.
@@ -387,14 +382,13 @@ class Machine:
         ram = self.ram
         generate = self.engine.generate
         max_insns = self.max_block_insns
-        chain = self.chain_blocks
         while True:
             # Snapshot the guest bytes first: if another hart rewrites them
             # while this one translates, the check below catches it.
             before = bytes(ram[pc : pc + 4 * max_insns])
             fn, end, host, exits = generate(pc, max_insns)
             try:
-                tb = self.buffer.add(pc, end, fn, host, exits=exits if chain else ())
+                tb = self.buffer.add(pc, end, fn, host, exits=exits)
             except BlockTooLargeError as exc:
                 # Too big for a region: fewer instructions per block.
                 if max_insns == 1:

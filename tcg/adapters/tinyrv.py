@@ -531,7 +531,6 @@ class TinyrvMachine(Machine):
         max_instructions: int | None = None,
         host_calls: Literal["outside", "inside"] = "outside",
         echo: BinaryIO | None = None,
-        chain_blocks: bool = True,
     ) -> None:
         _require_tinyrv()  # before the machine makes its policy and world
         super().__init__(
@@ -546,5 +545,4 @@ class TinyrvMachine(Machine):
             host_calls=host_calls,
             echo=echo,
             engine=TinyrvEngine,
-            chain_blocks=chain_blocks,
         )

@@ -190,12 +190,3 @@ def test_skipping_unlinking_is_caught_every_run(
     result = _machine(policy, vcpus, 16).run()
     assert result.stopped == "violation"
     assert any("link" in v or "reclaimed" in v for v in result.violations), result.violations
-
-
-def test_without_chaining_no_link_is_made() -> None:
-    machine = Machine(WORKLOADS["crc32"].path, chain_blocks=False)
-    result = machine.run()
-    assert result.stdout == WORKLOADS["crc32"].expected_output(1)
-    assert result.buffer.links.made == 0
-    with pytest.raises(TypeError, match="chain_blocks"):
-        Machine(WORKLOADS["crc32"].path, chain_blocks=1)  # type: ignore[arg-type]
