@@ -87,7 +87,7 @@ from tcg.engine import Engine, HartT, special_block
 from tcg.errors import BufferFullError
 from tcg.policies import VcpuHooks
 
-__all__ = ["CpuLoop"]
+__all__ = ["CHAIN_RUN", "CpuLoop"]
 
 #: Blocks a vCPU may run through links after the block it found, before its
 #: next quiescent point: the bound on how long chaining delays a grace period
