@@ -19,6 +19,7 @@ from tcg import (
     TranslationBuffer,
     UseAfterReclaimError,
 )
+from tcg.adapters.tinyrv import INSTALL, TinyrvMachine, tinyrv_available
 from tcg.cpu_loop import CpuLoop
 from tcg.engine import BlockCode
 from tcg.machine import Machine
@@ -190,3 +191,19 @@ def test_skipping_unlinking_is_caught_every_run(
     result = _machine(policy, vcpus, 16).run()
     assert result.stopped == "violation"
     assert any("link" in v or "reclaimed" in v for v in result.violations), result.violations
+
+
+@pytest.mark.skipif(not tinyrv_available(), reason=f"tinyrv not installed ({INSTALL})")
+@pytest.mark.parametrize("policy", ["rcu", "flush"])
+def test_the_tinyrv_engine_chains_and_unlinks_too(
+    policy: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    workload = WORKLOADS["parallel"]
+    result = TinyrvMachine(workload.path, vcpus=2, policy=policy, buffer_kb=8).run()
+    assert result.violations == ()
+    assert result.stdout == workload.expected_output(2)
+    assert result.buffer.links.followed > 0
+    _assert_links_add_up(result.buffer.links)
+    _skip_unlinking(monkeypatch)
+    broken = TinyrvMachine(workload.path, vcpus=2, policy=policy, buffer_kb=8).run()
+    assert broken.stopped == "violation"
