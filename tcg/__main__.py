@@ -19,7 +19,7 @@ import argparse
 import math
 import sys
 from collections.abc import Sequence
-from importlib import metadata
+from typing import Any
 
 from tcg.engines import DEFAULT_ENGINE, ENGINES, engine_available, make_machine
 from tcg.machine import POLICIES, MachineConfigError, MachineError, MachineResult
@@ -73,10 +73,32 @@ def _engine(name: str) -> str:
 
 
 def _version() -> str:
+    # Imported here: importlib.metadata (and the email package it needs) costs
+    # more to import than the rest of the command line, and only --version
+    # needs it.
+    from importlib import metadata
+
     try:
         return metadata.version("rcu-quiescent")
     except metadata.PackageNotFoundError:  # run from a source tree
         return "unknown (not installed)"
+
+
+class _VersionAction(argparse.Action):
+    """``--version``: print ``PROG VERSION`` and exit, finding the version only then."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: object,
+        option_string: str | None = None,
+    ) -> None:
+        print(f"{parser.prog} {_version()}")
+        parser.exit()
 
 
 def parser() -> argparse.ArgumentParser:
@@ -87,7 +109,9 @@ def parser() -> argparse.ArgumentParser:
         epilog=EXIT_STATUSES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    top.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    top.add_argument(
+        "--version", action=_VersionAction, help="show program's version number and exit"
+    )
     commands = top.add_subparsers(dest="command", required=True)
     run = commands.add_parser(
         "run",
