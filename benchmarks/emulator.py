@@ -18,12 +18,21 @@ measured in the same run:
   instructions with the interpreter (system calls, atomics, fences), looking
   up the next block (estimated by replaying the recorded sequence of block
   lookups without running the blocks), and executing translated code (the
-  rest).
+  rest);
+* the multi-threaded machine on one vCPU (:class:`tcg.Machine`: the ``rcu``
+  policy, a buffer large enough that nothing is retired, chained blocks)
+  against the runner, interleaved run by run, with the 95 % interval of
+  their ratio (t on log ratios of paired runs): what the cpu loop every
+  emulator run goes through costs, read side, oracle and all, next to a loop
+  that does nothing but look blocks up and call them.
+  (``benchmarks/instructions.py`` counts host instructions instead of
+  seconds, for before/after comparisons on a noisy machine.)
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import statistics
 import sys
 import time
@@ -34,8 +43,10 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks._common import banner, machine, table
+from tcg import Machine
 from tcg.riscv import Runner, TranslatedCode, parse_elf, translate
 from tcg.riscv.runner import _RunnerHart
+from tcg.stats import ratio_interval
 from tcg.workloads import WORKLOADS
 
 KERNELS = ("sort", "crc32", "matmul", "sieve")
@@ -80,6 +91,24 @@ def runner_mips(name: str, translate_blocks: bool, limit: int | None, repeat: in
             assert result.stdout == WORKLOADS[name].expected_output(1), name
         samples.append(result.instructions / elapsed / 1e6)
     return statistics.median(samples)
+
+
+def machine_mips(name: str, repeat: int) -> tuple[float, float, str]:
+    """Median MIPS of a one-vCPU machine and of the runner, and their ratio.
+
+    The two run alternately, so that both see the same load; the ratio is
+    the geometric mean of the paired runs' ratios with its 95 % interval.
+    """
+    runs: dict[str, list[float]] = {"machine": [], "runner": []}
+    for _ in range(max(2, repeat)):
+        result = Machine(WORKLOADS[name].path).run()
+        assert result.stdout == WORKLOADS[name].expected_output(1), name
+        runs["machine"].append(result.mips)
+        runs["runner"].append(runner_mips(name, True, None, 1))
+    pairs = zip(runs["machine"], runs["runner"], strict=True)
+    ratio = ratio_interval([[math.log(a / b) for a, b in pairs]])
+    text = "-" if ratio is None else f"{ratio.estimate:.2f} ({ratio.low:.2f}-{ratio.high:.2f})"
+    return statistics.median(runs["machine"]), statistics.median(runs["runner"]), text
 
 
 def tinyrv_mips(name: str, limit: int, repeat: int) -> float | None:
@@ -228,6 +257,11 @@ def main(argv: list[str] | None = None) -> int:
     split_rows = [time_split(name) for name in (*KERNELS, "bigcode", "smc")]
     headers = ["workload", "ms", "insns/call", "translate", "special", "lookup", "execute"]
     print(table(headers, split_rows))
+
+    banner("The machine on one vCPU, chained blocks, against the runner (M guest insns/s)")
+    machine_rows = [[name, *machine_mips(name, 2 * repeat + 1)] for name in KERNELS]
+    headers = ["kernel", "machine", "runner", "machine / runner (95% CI)"]
+    print(table(headers, machine_rows))
     return 0
 
 

@@ -51,7 +51,6 @@ from __future__ import annotations
 import collections
 import sys
 import threading
-import traceback
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from typing import Any
@@ -206,4 +205,6 @@ def print_error(exc: BaseException, fn: Callable[..., object], where: str) -> No
     """Report an exception the way ``threading.excepthook`` reports one."""
     name = getattr(fn, "__qualname__", None) or repr(fn)
     print(f"Exception in {where} {name}:", file=sys.stderr)
+    import traceback  # only to report an error: not worth importing with quiescent
+
     traceback.print_exception(exc, file=sys.stderr)

@@ -71,7 +71,6 @@ import os
 import sys
 import threading
 import time
-import traceback
 import warnings
 import weakref
 from collections.abc import Callable
@@ -804,6 +803,8 @@ class World:
         finally:
             if enabled:
                 gc.enable()
+        import traceback  # only for a stall report: not worth importing with quiescent
+
         parts = []
         for cpu in self._cpus:
             if not cpu._has_waiter:

@@ -3,18 +3,22 @@
 Readers enter cheap, wait-free read sections; writers publish new versions
 and reclaim old ones after a grace period, when no reader can still see them.
 See the package documentation for the guide; this module only re-exports.
+
+Each name is imported when it is first used (PEP 562), so that ``import rcu``
+costs little for a program that only needs some of it (``rcu.errors``, say,
+for its exception classes); the errors themselves are imported at once.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+import importlib
+from typing import TYPE_CHECKING
 
-from rcu._debug import Reclaimable
-from rcu._domain import Domain, default_domain
-from rcu._pointer import Pointer
-from rcu._reader import IMPLEMENTATION, Reader
-from rcu._stats import DomainStatistics, Percentiles
+# Imported at once, not on first use: importing rcu registers the exit handler
+# that drains every domain's callbacks, and atexit runs handlers last
+# registered first, so a program's handlers registered after ``import rcu``
+# run before the domains drain (and may still queue callbacks).
+from rcu import _lifecycle  # noqa: F401
 from rcu.errors import (
     DomainClosedError,
     RcuError,
@@ -49,47 +53,67 @@ __all__ = [
     "synchronize",
 ]
 
-#: ``"c"`` when the optional C extension serves the read side and the
-#: grace-period scan, ``"python"`` when the pure-Python reference does (no
-#: compiler at install time, or ``RCU_PURE_PYTHON=1`` in the environment).
-implementation: str = IMPLEMENTATION
+# name -> (module, name there), imported on first use by __getattr__ below.
+_LAZY = {
+    "Reclaimable": ("rcu._debug", "Reclaimable"),
+    **{
+        name: ("rcu._domain", name)
+        for name in (
+            "Domain",
+            "barrier",
+            "call_rcu",
+            "default_domain",
+            "poll",
+            "read",
+            "read_lock",
+            "read_unlock",
+            "start_poll",
+            "synchronize",
+        )
+    },
+    "Pointer": ("rcu._pointer", "Pointer"),
+    "Reader": ("rcu._reader", "Reader"),
+    "implementation": ("rcu._reader", "IMPLEMENTATION"),
+    "DomainStatistics": ("rcu._stats", "DomainStatistics"),
+    "Percentiles": ("rcu._stats", "Percentiles"),
+}
 
+if TYPE_CHECKING:
+    from rcu._debug import Reclaimable
+    from rcu._domain import (
+        Domain,
+        barrier,
+        call_rcu,
+        default_domain,
+        poll,
+        read,
+        read_lock,
+        read_unlock,
+        start_poll,
+        synchronize,
+    )
+    from rcu._pointer import Pointer
+    from rcu._reader import Reader
+    from rcu._stats import DomainStatistics, Percentiles
 
-def read() -> Reader:
-    """``with rcu.read():`` is a read section of the default domain."""
-    return default_domain().read()
+    #: ``"c"`` when the optional C extension serves the read side and the
+    #: grace-period scan, ``"python"`` when the pure-Python reference does (no
+    #: compiler at install time, or ``RCU_PURE_PYTHON=1`` in the environment).
+    implementation: str
+else:
 
+    def __getattr__(name: str) -> object:
+        """Import a public name on first use and keep it in the module."""
+        try:
+            module, attr = _LAZY[name]
+        except KeyError:
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
+        value = getattr(importlib.import_module(module), attr)
+        # Later lookups find the name without this function. Two threads that
+        # race here store the same object (the import system imports a module
+        # once).
+        globals()[name] = value
+        return value
 
-def read_lock() -> None:
-    """Enter a read section of the default domain."""
-    default_domain().read_lock()
-
-
-def read_unlock() -> None:
-    """Leave a read section of the default domain."""
-    default_domain().read_unlock()
-
-
-def synchronize(timeout: float | None = None) -> bool:
-    """Wait for a grace period of the default domain."""
-    return default_domain().synchronize(timeout)
-
-
-def call_rcu(fn: Callable[..., object], /, *args: Any, **kwargs: Any) -> None:
-    """Run ``fn(*args, **kwargs)`` after a grace period of the default domain."""
-    default_domain().call_rcu(fn, *args, **kwargs)
-
-
-def barrier(timeout: float | None = None) -> bool:
-    """Wait until every callback queued on the default domain has run."""
-    return default_domain().barrier(timeout)
-
-
-def start_poll() -> int:
-    """A grace-period cookie of the default domain (see ``Domain.start_poll``)."""
-    return default_domain().start_poll()
-
-
-def poll(cookie: int) -> bool:
-    """Has the default domain's grace period ``cookie`` completed?"""
-    return default_domain().poll(cookie)
+    def __dir__() -> list[str]:
+        return sorted({*globals(), *__all__})

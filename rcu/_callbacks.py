@@ -75,7 +75,6 @@ import collections
 import sys
 import threading
 import time
-import traceback
 from collections.abc import Callable
 from typing import Any, NamedTuple, Protocol
 
@@ -598,4 +597,6 @@ def _print_error(exc: BaseException, header: str) -> None:
     if stderr is None:  # as threading.excepthook: no stream (pythonw, shutdown)
         return
     print(header, file=stderr)
+    import traceback  # only to report an error: not worth importing with rcu
+
     traceback.print_exception(exc, file=stderr)

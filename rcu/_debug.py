@@ -21,11 +21,10 @@ reading stale state.
 
 from __future__ import annotations
 
+import functools
 import gc
 import os
 import sys
-import sysconfig
-import traceback
 import warnings
 from collections.abc import Iterable, Sequence
 from types import FrameType
@@ -57,6 +56,8 @@ def current_frames() -> dict[int, FrameType]:
 
 def describe_holdouts(readers: Iterable[Reader]) -> str:
     """One paragraph per holdout reader: thread name, state and current stack."""
+    import traceback  # only for a stall report: not worth importing with rcu
+
     frames = current_frames()
     parts = []
     for reader in readers:
@@ -76,12 +77,21 @@ def describe_holdouts(readers: Iterable[Reader]) -> str:
 
 
 _RCU_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
-_STDLIB_DIRS = tuple(
-    {os.path.abspath(sysconfig.get_path(key)) + os.sep for key in ("stdlib", "platstdlib")}
-)
-_SITE_DIRS = tuple(
-    {os.path.abspath(sysconfig.get_path(key)) + os.sep for key in ("purelib", "platlib")}
-)
+
+
+@functools.cache
+def _library_dirs() -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The standard library's directories, and the site-packages ones inside them.
+
+    Found on first use, not at import: only a stall warning needs them, and
+    ``sysconfig`` is not worth importing with rcu.
+    """
+    import sysconfig
+
+    def dirs(*keys: str) -> tuple[str, ...]:
+        return tuple({os.path.abspath(sysconfig.get_path(key)) + os.sep for key in keys})
+
+    return dirs("stdlib", "platstdlib"), dirs("purelib", "platlib")
 
 
 def _is_library(filename: str) -> bool:
@@ -89,7 +99,8 @@ def _is_library(filename: str) -> bool:
     path = os.path.abspath(filename)
     if path.startswith(_RCU_DIR):
         return True
-    return path.startswith(_STDLIB_DIRS) and not path.startswith(_SITE_DIRS)
+    stdlib, site = _library_dirs()
+    return path.startswith(stdlib) and not path.startswith(site)
 
 
 def _user_frame(frame: FrameType | None) -> FrameType | None:

@@ -18,7 +18,9 @@ Fork and interpreter exit are handled for every part in one place,
 :mod:`rcu._lifecycle`, which also states the rcu lock order. This module
 checks the options, wires the parts together, forwards the public calls, and
 assembles :class:`rcu.DomainStatistics` from each part's counters. It holds
-no lock and no state of its own besides its options.
+no lock and no state of its own besides its options. At its end: the default
+domain, and the module-level shortcuts (``rcu.read()``, ``rcu.synchronize()``,
+...) that forward to it.
 """
 
 from __future__ import annotations
@@ -40,7 +42,18 @@ from rcu._stats import DomainStatistics
 from rcu._timeouts import deadline_after, duration
 from rcu.errors import RcuError, RcuStallWarning, ReadSectionError
 
-__all__ = ["Domain", "default_domain"]
+__all__ = [
+    "Domain",
+    "barrier",
+    "call_rcu",
+    "default_domain",
+    "poll",
+    "read",
+    "read_lock",
+    "read_unlock",
+    "start_poll",
+    "synchronize",
+]
 
 #: Linux's default RCU CPU stall timeout, in seconds.
 DEFAULT_STALL_TIMEOUT = 21.0
@@ -433,3 +446,43 @@ def _new_default_lock() -> None:
 
 
 _lifecycle.on_fork_in_child(_new_default_lock)
+
+
+def read() -> Reader:
+    """``with rcu.read():`` is a read section of the default domain."""
+    return default_domain().read()
+
+
+def read_lock() -> None:
+    """Enter a read section of the default domain."""
+    default_domain().read_lock()
+
+
+def read_unlock() -> None:
+    """Leave a read section of the default domain."""
+    default_domain().read_unlock()
+
+
+def synchronize(timeout: float | None = None) -> bool:
+    """Wait for a grace period of the default domain."""
+    return default_domain().synchronize(timeout)
+
+
+def call_rcu(fn: Callable[..., object], /, *args: Any, **kwargs: Any) -> None:
+    """Run ``fn(*args, **kwargs)`` after a grace period of the default domain."""
+    default_domain().call_rcu(fn, *args, **kwargs)
+
+
+def barrier(timeout: float | None = None) -> bool:
+    """Wait until every callback queued on the default domain has run."""
+    return default_domain().barrier(timeout)
+
+
+def start_poll() -> int:
+    """A grace-period cookie of the default domain (see ``Domain.start_poll``)."""
+    return default_domain().start_poll()
+
+
+def poll(cookie: int) -> bool:
+    """Has the default domain's grace period ``cookie`` completed?"""
+    return default_domain().poll(cookie)

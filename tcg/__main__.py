@@ -19,7 +19,7 @@ import argparse
 import math
 import sys
 from collections.abc import Sequence
-from importlib import metadata
+from typing import Any
 
 from tcg.engines import DEFAULT_ENGINE, ENGINES, engine_available, make_machine
 from tcg.machine import POLICIES, MachineConfigError, MachineError, MachineResult
@@ -73,10 +73,32 @@ def _engine(name: str) -> str:
 
 
 def _version() -> str:
+    # Imported here: importlib.metadata (and the email package it needs) costs
+    # more to import than the rest of the command line, and only --version
+    # needs it.
+    from importlib import metadata
+
     try:
         return metadata.version("rcu-quiescent")
     except metadata.PackageNotFoundError:  # run from a source tree
         return "unknown (not installed)"
+
+
+class _VersionAction(argparse.Action):
+    """``--version``: print ``PROG VERSION`` and exit, finding the version only then."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: object,
+        option_string: str | None = None,
+    ) -> None:
+        print(f"{parser.prog} {_version()}")
+        parser.exit()
 
 
 def parser() -> argparse.ArgumentParser:
@@ -87,7 +109,9 @@ def parser() -> argparse.ArgumentParser:
         epilog=EXIT_STATUSES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    top.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    top.add_argument(
+        "--version", action=_VersionAction, help="show program's version number and exit"
+    )
     commands = top.add_subparsers(dest="command", required=True)
     run = commands.add_parser(
         "run",
@@ -139,6 +163,12 @@ def _print_stats(result: MachineResult) -> None:
     if p.gp_latency is not None:
         gp = p.gp_latency
         lines.append(f"grace periods: p50 {gp.p50 * 1e6:.1f} us, p99 {gp.p99 * 1e6:.1f} us")
+    links = b.links
+    lines.append(
+        f"chaining: links made {links.made:,}, blocks entered through a link "
+        f"{links.followed:,}; links removed on retire {links.removed_on_retire:,}, "
+        f"on flush {links.removed_on_flush:,}, on invalidate {links.removed_on_invalidate:,}"
+    )
     lines.append(f"exclusive sections {result.world.exclusive_sections}, stopped: {result.stopped}")
     for line in lines:
         print(f"tcg: {line}", file=sys.stderr)

@@ -13,12 +13,23 @@ generation is stale raises :class:`UseAfterReclaimError`: the oracle that
 every policy test and every emulator run checks. It costs one list index and
 one comparison per executed block.
 
+Links
+-----
+A TB's *direct exits* (``exits``: the constant targets of its closing branch
+or jump, or the pc after it) can each hold a link to the TB translated for
+that target, once both exist: QEMU's ``goto_tb``, where a block's exit jumps
+straight into its successor. ``links`` maps an exit's pc to the successor;
+``incoming`` lists the TBs whose links lead here, so that unlinking a TB can
+remove every path into it (QEMU's ``tb_jmp_unlink``). Both are written only
+by the buffer, under its lock (:meth:`tcg.buffer.TranslationBuffer.link`);
+a vCPU reads ``links`` without a lock, one ``dict.get`` per block.
+
 Immutability
 ------------
-Everything but ``invalid`` is fixed once the TB is published. ``invalid``
-(QEMU's ``CF_INVALID``) goes from False to True once, when the TB is
-unlinked; it is what keeps a vCPU from following a stale entry of its jump
-cache (see :mod:`tcg.buffer`).
+Everything but ``invalid``, ``links`` and ``incoming`` is fixed once the TB
+is published. ``invalid`` (QEMU's ``CF_INVALID``) goes from False to True
+once, when the TB is unlinked; it is what keeps a vCPU from following a
+stale entry of its jump cache (see :mod:`tcg.buffer`).
 """
 
 from __future__ import annotations
@@ -38,16 +49,20 @@ class TranslationBlock:
 
     ``key`` is the index key (``pc | flags << 32``); ``[pc, end)`` the guest
     bytes it was translated from; ``region``, ``offset`` and ``size`` its
-    host-code bytes; ``generation`` its region's generation at allocation.
+    host-code bytes; ``generation`` its region's generation at allocation;
+    ``exits`` the guest pcs its direct exits lead to (see Links above).
     """
 
     __slots__ = (
         "end",
+        "exits",
         "flags",
         "fn",
         "generation",
+        "incoming",
         "invalid",
         "key",
+        "links",
         "offset",
         "pc",
         "region",
@@ -64,6 +79,7 @@ class TranslationBlock:
         generation: int,
         offset: int,
         size: int,
+        exits: tuple[int, ...] = (),
     ) -> None:
         self.pc = pc
         self.end = end
@@ -75,6 +91,11 @@ class TranslationBlock:
         self.offset = offset
         self.size = size
         self.invalid = False
+        self.exits = exits
+        #: exit pc -> the TB it leads to (written under the buffer's lock).
+        self.links: dict[int, TranslationBlock] = {}
+        #: the TBs whose ``links`` lead here (an insertion-ordered set; same lock).
+        self.incoming: dict[TranslationBlock, None] = {}
 
     def check(self, generations: list[int]) -> None:
         """Raise :class:`UseAfterReclaimError` if this TB's region was reclaimed."""

@@ -40,18 +40,36 @@ reclaimed: a vCPU that found one of their TBs earlier may still run it.
 
 Readers and writers
 -------------------
-vCPUs read the index (a dict) and their own jump cache without locks. Writers
-(translators, policies) change them under ``_lock``. Unlinking a TB follows
-one order, relied on by :meth:`lookup`::
+vCPUs read the index (a dict), their own jump cache and TBs' ``links``
+without locks. Writers (translators, policies, the cpu loop making a link)
+change them under ``_lock``. Unlinking a TB follows one order, relied on by
+:meth:`lookup` and :meth:`link`::
 
-    1. tb.invalid = True          (jump-cache hits check it)
+    1. tb.invalid = True          (jump-cache hits check it; link() refuses it)
     2. remove from the index and the page map
-    3. clear jump-cache entries that hold it
+    3. remove every link into it and out of it (QEMU's tb_jmp_unlink)
+    4. clear jump-cache entries that hold it
 
 A vCPU that read the TB from the index before step 2 may store it in its jump
-cache after step 3; its next hit sees ``invalid`` and misses. So after an
-unlink, a vCPU reaches the TB only through a reference it obtained before,
-which the policy's grace period (or exclusive section) covers.
+cache after step 4; its next hit sees ``invalid`` and misses. A vCPU that
+read a link to the TB before step 3 holds it as it would hold one from the
+index. So after an unlink, a vCPU reaches the TB only through a reference it
+obtained before, which the policy's grace period (or exclusive section)
+covers: the cpu loop follows a link only from the TB it just ran, inside the
+same stretch of its read side, so the reference is never older than the
+vCPU's last quiescent point.
+
+Links
+-----
+A link is made by :meth:`link`, under ``_lock``, only between two TBs that
+are both published (neither ``invalid``), for one of the source's direct
+exits. A dict store publishes it: the successor TB was fully built and
+published before, and a vCPU's ``links.get`` sees either no entry or the
+whole TB (a dict's reads and writes are atomic under the GIL, and each holds
+the dict's own lock in free-threaded CPython). Because every unlink removes
+both directions, no link ever leads into a retired region; the buffer checks
+it at every reclaim and flush (a link into reclaimed code is a violation, as
+a vCPU mark that did not move is).
 
 Lock order: an exclusive section (quiescent) or an rcu callback may take
 ``_lock``; code holding ``_lock`` never waits for either, never calls the
@@ -77,6 +95,7 @@ __all__ = [
     "BufferFullError",
     "BufferStatistics",
     "JumpCache",
+    "LinkStatistics",
     "TranslationBuffer",
     "VcpuMark",
 ]
@@ -132,6 +151,22 @@ class VcpuMark:
 
 
 @dataclass(frozen=True, slots=True)
+class LinkStatistics:
+    """Block chaining: links between TBs made, followed and removed."""
+
+    #: Links made (:meth:`TranslationBuffer.link`), and those alive now.
+    made: int
+    live: int
+    #: Blocks entered through a link instead of a lookup, as the cpu loops report them.
+    followed: int
+    #: Links removed because a TB was unlinked by retiring its region, by a
+    #: flush, or by an invalidation (self-modifying code, a replaced TB).
+    removed_on_retire: int
+    removed_on_flush: int
+    removed_on_invalidate: int
+
+
+@dataclass(frozen=True, slots=True)
 class BufferStatistics:
     """A snapshot of a translation buffer's counters (bytes are host-code bytes)."""
 
@@ -163,6 +198,7 @@ class BufferStatistics:
     free_regions: int
     #: (seconds since the buffer was created, live bytes, retired bytes) samples
     timeline: tuple[tuple[float, int, int], ...]
+    links: LinkStatistics
 
 
 class TranslationBuffer:
@@ -233,6 +269,10 @@ class TranslationBuffer:
         self._translations = 0
         self._retranslations = 0
         self._invalidations = 0
+        self._links = 0  # alive now
+        self._links_made = 0
+        self._links_followed = 0
+        self._links_removed = {"retire": 0, "flush": 0, "invalidate": 0}
         self._live = 0
         self._retired = 0
         self._peak_live = 0
@@ -309,13 +349,15 @@ class TranslationBuffer:
         fn: BlockFunction,
         code: bytes,
         flags: int = 0,
+        exits: tuple[int, ...] = (),
     ) -> TranslationBlock:
         """Allocate room for ``code``, copy it in and publish a TB for ``[pc, end)``.
 
         ``pc`` and ``end`` are guest addresses, ``0 <= pc < end <= 2**32``;
         ``fn`` is the block's callable; ``code`` its host bytes (at least one,
         at most a region: :class:`~tcg.errors.BlockTooLargeError` otherwise);
-        ``flags`` (``>= 0``) is part of the key.
+        ``flags`` (``>= 0``) is part of the key. ``exits`` are the guest
+        pcs of the block's direct exits, the ones :meth:`link` may chain.
 
         Raises :class:`BufferFullError` when no region is free, without
         telling the policy: the caller asks it for its token (``on_full``),
@@ -334,6 +376,10 @@ class TranslationBuffer:
             raise TypeError(f"fn must be callable, not {type(fn).__name__}")
         if not isinstance(code, bytes | bytearray | memoryview):
             raise TypeError(f"code must be bytes, not {type(code).__name__}")
+        if not isinstance(exits, tuple) or not all(
+            isinstance(x, int) and not isinstance(x, bool) and 0 <= x < ADDRESS_SPACE for x in exits
+        ):
+            raise TypeError(f"exits must be a tuple of 32-bit guest pcs, not {exits!r}")
         size = len(code)
         if size > self.region_size:
             raise BlockTooLargeError(size, self.region_size)
@@ -348,7 +394,7 @@ class TranslationBuffer:
                 if existing.end == end:
                     return existing
                 replaced.append(existing)
-                self._unlink(replaced)
+                self._unlink(replaced, "invalidate")
                 self._retired_in[existing.region] += existing.size
                 self._invalidations += 1
             region = self._current
@@ -361,7 +407,7 @@ class TranslationBuffer:
                 # ORDER: the bytes are in place before the TB is published.
                 self.code[offset : offset + size] = code
                 tb = TranslationBlock(
-                    pc, end, flags, fn, region, self.generations[region], offset, size
+                    pc, end, flags, fn, region, self.generations[region], offset, size, exits
                 )
                 self._publish(tb)
         # The policy is called without the lock (it may queue callbacks or
@@ -432,7 +478,7 @@ class TranslationBuffer:
                     if tb.pc < end and tb.end > start:
                         found[tb] = None
             tbs = list(found)
-            self._unlink(tbs)
+            self._unlink(tbs, "invalidate")
             for tb in tbs:
                 self._retired_in[tb.region] += tb.size
             self._invalidations += len(tbs)
@@ -441,8 +487,8 @@ class TranslationBuffer:
             self.policy.on_invalidate(tbs)
         return tbs
 
-    def _unlink(self, tbs: Iterable[TranslationBlock]) -> None:
-        # Lock held. The three steps in the order the module docstring gives.
+    def _unlink(self, tbs: Iterable[TranslationBlock], cause: str) -> None:
+        # Lock held. The four steps in the order the module docstring gives.
         tbs = [tb for tb in tbs if not tb.invalid]
         for tb in tbs:
             tb.invalid = True  # ORDER: 1, before the TB leaves the index
@@ -461,11 +507,59 @@ class TranslationBuffer:
             self._retired += tb.size
         if self._retired > self._peak_retired:
             self._peak_retired = self._retired
-        for cache in self._jump_caches:  # ORDER: 3
+        self._unlink_links(tbs, cause)  # ORDER: 3
+        for cache in self._jump_caches:  # ORDER: 4
             for tb in tbs:
                 slot = (tb.pc >> 2) & _JC_MASK
                 if cache[slot] is tb:
                     cache[slot] = None
+
+    def _unlink_links(self, tbs: list[TranslationBlock], cause: str) -> None:
+        # Lock held; every TB of ``tbs`` is invalid already (step 1), so no
+        # new link can be made into or out of it.
+        removed = 0
+        for tb in tbs:
+            for src in tb.incoming:
+                if src.links.get(tb.pc) is tb:
+                    del src.links[tb.pc]
+                    removed += 1
+            tb.incoming.clear()
+            for dst in tb.links.values():
+                if dst.incoming.pop(tb, 0) is None:
+                    removed += 1
+            tb.links.clear()
+        self._links -= removed
+        self._links_removed[cause] += removed
+
+    def link(self, src: TranslationBlock, dst: TranslationBlock) -> bool:
+        """Chain ``src``'s direct exit at ``dst.pc`` to ``dst``; True if the link is made.
+
+        The cpu loop calls it after it ran ``src`` and found (or translated)
+        ``dst`` at the pc ``src`` returned, inside its read side. Nothing is
+        linked (False) unless ``dst.pc`` is one of ``src.exits``, both TBs
+        have the same flags, both are still published, and that exit has no
+        link yet: a TB being unlinked never gains one.
+        """
+        if not isinstance(src, TranslationBlock) or not isinstance(dst, TranslationBlock):
+            raise TypeError("link() takes two TranslationBlocks")
+        if dst.pc not in src.exits or dst.flags != src.flags:
+            return False
+        with self._lock:
+            if src.invalid or dst.invalid or dst.pc in src.links:
+                return False
+            # ORDER: dst was published (index) before; this store publishes
+            # the edge to vCPUs reading src.links without the lock.
+            src.links[dst.pc] = dst
+            dst.incoming[src] = None
+            self._links += 1
+            self._links_made += 1
+            return True
+
+    def count_followed(self, n: int) -> None:
+        """Add ``n`` blocks entered through a link (a cpu loop reports them in batches)."""
+        if n:
+            with self._lock:
+                self._links_followed += n
 
     def retire_oldest(self) -> tuple[int, int] | None:
         """Unpublish the oldest full region; return ``(region, generation)`` or None.
@@ -485,7 +579,7 @@ class TranslationBuffer:
             self._state[region] = RETIRED
             tbs = self._region_tbs[region]
             live = [tb for tb in tbs if not tb.invalid]
-            self._unlink(live)
+            self._unlink(live, "retire")
             # ORDER: after the unlink: a vCPU outside guest code now can no
             # longer find the region's TBs; those inside may hold one.
             self._holders[region] = [(m, m.seq) for m in self._marks if m.seq & 1]
@@ -514,6 +608,7 @@ class TranslationBuffer:
                 for mark, seq in self._holders[region]
                 if mark.seq == seq
             ]
+            found += self._links_into([region])
             self._wipe(region)
             self._sample()
         self._report(found)
@@ -528,6 +623,19 @@ class TranslationBuffer:
         if self._on_violation is not None:
             for message in found:
                 self._on_violation(message)
+
+    def _links_into(self, regions: Iterable[int]) -> list[str]:
+        # Lock held, before the regions are wiped: a link still leading
+        # into one of their TBs is a path into reclaimed code.
+        found = []
+        for region in regions:
+            for tb in self._region_tbs[region]:
+                if tb.incoming:
+                    found.append(
+                        f"region {region} reclaimed while {len(tb.incoming)} link(s) "
+                        f"still lead into {tb!r}"
+                    )
+        return found
 
     def _wipe(self, region: int) -> None:
         # Lock held. The region's TBs are all unlinked.
@@ -556,7 +664,8 @@ class TranslationBuffer:
                 if mark.seq & 1
             ]
             live = list(self._index.values())
-            self._unlink(live)
+            self._unlink(live, "flush")
+            found += self._links_into(range(self.regions))
             for region in range(self.regions):
                 self._retired_in[region] = sum(tb.size for tb in self._region_tbs[region])
                 self._wipe(region)
@@ -629,4 +738,12 @@ class TranslationBuffer:
                 tbs=len(self._index),
                 free_regions=self._state.count(FREE),
                 timeline=tuple(self._timeline),
+                links=LinkStatistics(
+                    made=self._links_made,
+                    live=self._links,
+                    followed=self._links_followed,
+                    removed_on_retire=self._links_removed["retire"],
+                    removed_on_flush=self._links_removed["flush"],
+                    removed_on_invalidate=self._links_removed["invalidate"],
+                ),
             )

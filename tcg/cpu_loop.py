@@ -14,11 +14,15 @@ One turn of the outer loop (the per-block step is the body of the inner
     with cpu.running():                 # stop-the-world read side
         hooks.enter()                   # the policy's read side (RCU)
         mark.seq += 1                   # odd: may hold a TB (VcpuMark)
+        prev = none                     # the block just run (for its links)
         while not cpu.exit_requested and instret below the check:
-            tb = lookup or translate    # BufferFullError: ask on_full(), leave
+            tb = prev's link for pc     # chained: no lookup
+              or lookup or translate    # BufferFullError: ask on_full(), leave
+                 (then link prev -> tb if pc is one of prev's direct exits)
             if tb is special: leave     # ecall, atomics, fence.i, csr...
             check tb; pc = tb.fn(h); check tb   # the reclamation oracle
             mark.seq += 1; hooks.boundary(); mark.seq += 1   # a quiescent point
+            prev = tb
         mark.seq += 1                   # even: holds nothing
         hooks.leave()
     wait for space (with the token) / run the special instruction
@@ -41,6 +45,34 @@ instruction limit, a step budget) or None to stop. The loop also stops once
 guest fault, :class:`~tcg.errors.UseAfterReclaimError` from the oracle)
 propagate to the caller of :meth:`CpuLoop.run` after the vCPU has been
 unregistered.
+
+Chained blocks
+--------------
+Looking the next block up costs a short block as much as its own work. So,
+as QEMU's ``goto_tb`` does, a block's direct exits are linked to the blocks
+they lead to (:meth:`~tcg.buffer.TranslationBuffer.link`, under the
+buffer's lock) the first time the loop goes that way, and from then on the
+loop enters the successor through the link: one ``dict.get`` on the block it
+just ran instead of the jump cache, the index and their checks. Everything
+else of the per-block step stays: exit requests and the instruction check,
+the oracle, the mark and the quiescent point. A computed jump (``jalr``) has
+no direct exit and keeps the lookup.
+
+Why following a link is safe. The buffer removes every link into a block
+when it unlinks it (to retire its region, for a flush, for self-modifying
+code), before the policy is told, so after a region is handed to its grace
+period no link leads into it. A vCPU that read a link just before it was
+removed holds the successor the way it would hold a block from the index: it
+read the link *after* the quiescent point that ended the previous block
+(``prev`` is set after ``boundary()``) and before the next one, inside one
+stretch of its read side, so the grace period that the retirement waits for
+cannot end before this vCPU's next quiescent point, which comes after it
+ran the block. Under a flush, no vCPU is in guest code at all, and ``prev``
+starts from nothing every time the loop enters guest code, so no link
+survives into a world where the buffer was emptied. The buffer checks the
+invariant at every reclaim and flush (a link into the region is a
+violation), and the oracle catches a vCPU that follows a stale link into
+reclaimed code.
 """
 
 from __future__ import annotations
@@ -55,7 +87,18 @@ from tcg.engine import Engine, HartT, special_block
 from tcg.errors import BufferFullError
 from tcg.policies import VcpuHooks
 
-__all__ = ["CpuLoop"]
+__all__ = ["CHAIN_RUN", "CpuLoop"]
+
+#: Blocks a vCPU may run through links after the block it found, before its
+#: next quiescent point: the bound on how long chaining delays a grace period
+#: (or a step aside) beyond one block, as ``LOOP_ITERATIONS`` bounds a block
+#: that loops on itself.
+CHAIN_RUN = 16
+
+#: ``prev`` before the first block of a stretch of guest code: no exits, no
+#: links (its dict is never written: :meth:`TranslationBuffer.link` is only
+#: given the blocks the loop ran).
+_NOTHING_RUN = TranslationBlock(0, 4, 0, int, 0, -1, 0, 1)
 
 
 class CpuLoop(Generic[HartT]):
@@ -114,6 +157,7 @@ class CpuLoop(Generic[HartT]):
         enter, leave, boundary = hooks.enter, hooks.leave, hooks.boundary
         buffer = self.buffer
         lookup = buffer.lookup
+        link, count_followed = buffer.link, buffer.count_followed
         generations = buffer.generations
         policy = buffer.policy
         on_full, wait_for_space = policy.on_full, policy.wait_for_space
@@ -134,48 +178,76 @@ class CpuLoop(Generic[HartT]):
                 # ORDER: odd after the read side is entered, even again
                 # before it is left or cut (see VcpuMark).
                 mark.seq += 1
+                prev = _NOTHING_RUN
+                followed = 0
                 try:
                     while not cpu.exit_requested and h.instret < check_at:
                         # ==== The per-block step ==========================
-                        # 1. The block at pc: from the jump cache or the
-                        #    index, or translated and published here, inside
-                        #    the read side. (Block chaining goes here: the
-                        #    previous block's link to its successor, followed
-                        #    without a lookup.)
-                        tb = lookup(cache, pc)
+                        # 1. The block at pc: through the link of the block
+                        #    just run, else from the jump cache or the index,
+                        #    or translated and published here, inside the
+                        #    read side (then linked, if pc is one of the
+                        #    previous block's direct exits). A link never
+                        #    leads to a special instruction's block.
+                        tb = prev.links.get(pc)
                         if tb is None:
-                            try:
-                                tb = translate(pc)
-                            except BufferFullError:
-                                # Asked here, where the buffer was found full
-                                # (the flush count this hart saw).
-                                token, full = on_full(), True
+                            tb = lookup(cache, pc)
+                            if tb is None:
+                                try:
+                                    tb = translate(pc)
+                                except BufferFullError:
+                                    # Asked here, where the buffer was found
+                                    # full (the flush count this hart saw).
+                                    token, full = on_full(), True
+                                    break
+                            # Special instructions leave guest code.
+                            if tb.fn is special_block:
+                                if inside and is_host_call(h, pc):
+                                    # The naive way: block with the read side
+                                    # held (a stalled vCPU, for comparison).
+                                    h.pc = pc
+                                    run_special(h)
+                                    pc = h.pc
+                                    prev = _NOTHING_RUN
+                                    continue
+                                special = True
                                 break
-                        # 2. Run it: special instructions leave guest code.
-                        fn = tb.fn
-                        if fn is special_block:
-                            if inside and is_host_call(h, pc):
-                                # The naive way: block with the read side
-                                # held (a stalled vCPU, for comparison).
-                                h.pc = pc
-                                run_special(h)
-                                pc = h.pc
-                                continue
-                            special = True
-                            break
-                        # The oracle, before and after: the region of the TB
-                        # must not be reclaimed while this hart runs it.
-                        if generations[tb.region] != tb.generation:
-                            tb.check(generations)
-                        pc = fn(h)
-                        if generations[tb.region] != tb.generation:
-                            tb.check(generations)
-                        # 3. A quiescent point between blocks.
+                            if pc in prev.exits:
+                                link(prev, tb)
+                        else:
+                            followed += 1
+                        # 2. Run it, then the chain of blocks its links lead
+                        #    to, up to CHAIN_RUN more, without a quiescent
+                        #    point in between but with every other check.
+                        #    The oracle, before and after each block: its
+                        #    region must not be reclaimed while this hart
+                        #    runs it.
+                        n = CHAIN_RUN
+                        while True:
+                            if generations[tb.region] != tb.generation:
+                                tb.check(generations)
+                            pc = tb.fn(h)
+                            if generations[tb.region] != tb.generation:
+                                tb.check(generations)
+                            nxt = tb.links.get(pc)
+                            if nxt is None or not n or cpu.exit_requested:
+                                break
+                            if h.instret >= check_at:
+                                break
+                            tb = nxt
+                            n -= 1
+                        followed += CHAIN_RUN - n
+                        # 3. A quiescent point.
                         mark.seq += 1
                         boundary()
                         mark.seq += 1
+                        # ORDER: after the quiescent point: the link the next
+                        # step follows is read in the same stretch of the read
+                        # side as the block it leads to runs (see above).
+                        prev = tb
                         # ==== End of the per-block step ===================
                 finally:
+                    count_followed(followed)
                     mark.seq += 1
                     leave()
                     h.pc = pc

@@ -34,13 +34,21 @@ when the machine runs them ``"inside"``.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Protocol, TypeVar
+from typing import Any, NamedTuple, Protocol, TypeVar
 
 import quiescent
 from tcg.block import BlockFunction
 from tcg.riscv.hart import Hart
 
-__all__ = ["Engine", "EngineFactory", "EngineHart", "EngineServices", "HartT", "special_block"]
+__all__ = [
+    "BlockCode",
+    "Engine",
+    "EngineFactory",
+    "EngineHart",
+    "EngineServices",
+    "HartT",
+    "special_block",
+]
 
 
 class EngineHart(Protocol):
@@ -75,6 +83,23 @@ def special_block(h: object) -> int:
     raise AssertionError("special blocks are never called")
 
 
+class BlockCode(NamedTuple):
+    """What an engine makes of the guest block at a pc (see :meth:`Engine.generate`)."""
+
+    #: Runs the block on a hart and returns the next guest pc.
+    fn: BlockFunction
+    #: The guest address just past the block's last instruction.
+    end: int
+    #: The host bytes the block takes in the translation buffer (at least one).
+    host: bytes
+    #: The guest pcs the block can return that are known when it is made (a
+    #: branch's target and fall-through, a direct jump's target, the next pc
+    #: of a block cut short): the exits the cpu loop may chain to the
+    #: successor's block (:meth:`tcg.buffer.TranslationBuffer.link`). A
+    #: computed jump has none; an empty tuple never chains.
+    exits: tuple[int, ...] = ()
+
+
 class Engine(Protocol[HartT]):
     """What a machine's engine provides, for harts of type ``HartT``."""
 
@@ -82,8 +107,8 @@ class Engine(Protocol[HartT]):
         """The state of vCPU ``hart_id`` (the machine resets it before the run)."""
         ...
 
-    def generate(self, pc: int, max_insns: int) -> tuple[BlockFunction, int, bytes]:
-        """The code of the block at ``pc``: its function, guest end and host bytes.
+    def generate(self, pc: int, max_insns: int) -> BlockCode:
+        """The code of the block at ``pc``: its function, guest end, host bytes and exits.
 
         The function runs the block on a hart and returns the next pc; it
         retires what it ran (``h.instret``). At most ``max_insns``

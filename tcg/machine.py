@@ -155,6 +155,10 @@ class Machine:
     ``engine`` makes the engine that produces and runs the blocks (see
     :mod:`tcg.engine`): called once with the machine's
     :class:`~tcg.engine.EngineServices`; our translator by default.
+
+    Blocks are chained: a block's direct exits are linked to their
+    successors' blocks, so that the cpu loop enters the next block without a
+    lookup (QEMU's ``goto_tb``; see :mod:`tcg.cpu_loop`).
     """
 
     def __init__(
@@ -382,9 +386,9 @@ class Machine:
             # Snapshot the guest bytes first: if another hart rewrites them
             # while this one translates, the check below catches it.
             before = bytes(ram[pc : pc + 4 * max_insns])
-            fn, end, host = generate(pc, max_insns)
+            fn, end, host, exits = generate(pc, max_insns)
             try:
-                tb = self.buffer.add(pc, end, fn, host)
+                tb = self.buffer.add(pc, end, fn, host, exits=exits)
             except BlockTooLargeError as exc:
                 # Too big for a region: fewer instructions per block.
                 if max_insns == 1:

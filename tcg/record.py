@@ -176,6 +176,11 @@ _ADDED_SINCE: dict[str, Any] = {
     "executions": 1,
     "held_back_kb": 0.0,
     "mips_ci": None,
+    "links_made": 0,
+    "links_followed": 0,
+    "links_removed_on_retire": 0,
+    "links_removed_on_flush": 0,
+    "links_removed_on_invalidate": 0,
 }
 
 #: The fields of :class:`CellRecord` that hold a :class:`Distribution`, and
@@ -228,6 +233,14 @@ class CellRecord:
     reclaims: int
     flushes: int
     translator_waits: int
+    #: Block chaining: links made and blocks entered through one, and links
+    #: removed by retiring regions, by flushes and by invalidations (what
+    #: unlinking cost each policy; see :class:`tcg.buffer.LinkStatistics`).
+    links_made: int
+    links_followed: int
+    links_removed_on_retire: int
+    links_removed_on_flush: int
+    links_removed_on_invalidate: int
     #: vCPU time spent stepping aside for grace periods at block boundaries.
     stepped_aside_ms: float
     wait_ms: Distribution
@@ -277,6 +290,11 @@ class CellRecord:
             reclaims=0,
             flushes=0,
             translator_waits=0,
+            links_made=0,
+            links_followed=0,
+            links_removed_on_retire=0,
+            links_removed_on_flush=0,
+            links_removed_on_invalidate=0,
             stepped_aside_ms=0.0,
             wait_ms=zero,
             pause_ms=zero,

@@ -13,8 +13,7 @@ store hook reports to the machine's services.
 
 from __future__ import annotations
 
-from tcg.block import BlockFunction
-from tcg.engine import EngineServices, special_block
+from tcg.engine import BlockCode, EngineServices, special_block
 from tcg.riscv.decode import decode
 from tcg.riscv.hart import Hart
 from tcg.riscv.interp import Exit, fetch, step
@@ -53,14 +52,14 @@ class RiscvEngine:
         services = self.services
         return _ServicedHart(services, self.ram, hart_id, services.watch)
 
-    def generate(self, pc: int, max_insns: int) -> tuple[BlockFunction, int, bytes]:
+    def generate(self, pc: int, max_insns: int) -> BlockCode:
         """The translated block at ``pc``, or :func:`~tcg.engine.special_block`."""
         code = translate(self.ram, pc, max_insns=max_insns)
         if code.n_insns == 0:
             # A special instruction: its "host code" is the word the
             # interpreter will run.
-            return special_block, pc + 4, bytes(self.ram[pc : pc + 4]) or b"\0"
-        return code.fn, code.end, code.code_bytes
+            return BlockCode(special_block, pc + 4, bytes(self.ram[pc : pc + 4]) or b"\0")
+        return BlockCode(code.fn, code.end, code.code_bytes, code.exits)
 
     def is_host_call(self, h: Hart, pc: int) -> bool:
         """Is the instruction at ``pc`` an ``ecall`` of ``nanosleep``?"""

@@ -89,7 +89,7 @@ from types import MappingProxyType
 from typing import Any, BinaryIO, Literal, NamedTuple
 
 from tcg.block import BlockFunction
-from tcg.engine import EngineServices, special_block
+from tcg.engine import BlockCode, EngineServices, special_block
 from tcg.errors import MachineConfigError
 from tcg.machine import Machine
 from tcg.policies import PolicyFactory
@@ -317,6 +317,19 @@ class TinyrvHart(_base):  # type: ignore[misc]
         return f"<TinyrvHart {self.hart_id} pc={self.pc:#010x} instret={self.instret}>"
 
 
+def _exits(last: TinyrvOp, end: int) -> tuple[int, ...]:
+    """The block's direct exits (:attr:`tcg.engine.BlockCode.exits`), from its last record."""
+    if last.name not in CONTROL:
+        return (end,)  # cut by the page, the limit or a special instruction
+    if last.name == "jalr":
+        return ()
+    target = (last.addr + decode(last.data).imm) & MASK
+    aligned = () if target % 4 else (target,)  # a misaligned target faults on the jump
+    if last.name == "jal":
+        return aligned
+    return tuple(dict.fromkeys((*aligned, end)))  # a branch: taken, fall-through
+
+
 def _block_function(ops: tuple[TinyrvOp, ...], pc: int) -> BlockFunction:
     """The function that runs ``ops`` (built at ``pc``) on a hart; returns the next pc.
 
@@ -413,7 +426,7 @@ class TinyrvEngine:
             handler=handler,
         )
 
-    def generate(self, pc: int, max_insns: int) -> tuple[BlockFunction, int, bytes]:
+    def generate(self, pc: int, max_insns: int) -> BlockCode:
         """A block of tinyrv records from ``pc``, or :func:`~tcg.engine.special_block`."""
         ops: list[TinyrvOp] = []
         addr = pc
@@ -431,11 +444,11 @@ class TinyrvEngine:
         if not ops:
             # A special, illegal or unfetchable instruction: run alone, outside
             # guest code; its "host code" is its encoding.
-            return special_block, pc + 4, bytes(self.ram[pc : pc + 4]) or b"\0"
+            return BlockCode(special_block, pc + 4, bytes(self.ram[pc : pc + 4]) or b"\0")
         host = b"".join(
             struct.pack("<II", op.addr, op.data).ljust(HOST_BYTES_PER_INSN, b"\0") for op in ops
         )
-        return _block_function(tuple(ops), pc), addr, host
+        return BlockCode(_block_function(tuple(ops), pc), addr, host, _exits(ops[-1], addr))
 
     # Special instructions, system calls, stores -----------------------------
 

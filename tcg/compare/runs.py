@@ -136,6 +136,11 @@ def _record(
         "reclaims": p.reclaims,
         "flushes": p.flushes,
         "translator_waits": p.translator_waits,
+        "links_made": b.links.made,
+        "links_followed": b.links.followed,
+        "links_removed_on_retire": b.links.removed_on_retire,
+        "links_removed_on_flush": b.links.removed_on_flush,
+        "links_removed_on_invalidate": b.links.removed_on_invalidate,
         # vCPU time spent stepping aside for grace periods at block boundaries
         # (RCU under a GIL); part of the time a policy costs vCPUs.
         "stepped_aside_ms": p.stepped_aside * 1e3,
@@ -165,6 +170,8 @@ def _record(
 _SUMMED = (
     "instructions", "seconds", "violations", "translations", "retranslations", "invalidations",
     "retirements", "reclaims", "flushes", "translator_waits", "stepped_aside_ms",
+    "links_made", "links_followed", "links_removed_on_retire", "links_removed_on_flush",
+    "links_removed_on_invalidate",
 )  # fmt: skip
 _PEAKS = ("peak_live_kb", "peak_retired_kb", "held_back_kb")
 _DISTRIBUTIONS = ("wait_ms", "stop_the_world_ms", "time_to_quiesce_ms", "gp_latency_ms")

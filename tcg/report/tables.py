@@ -54,6 +54,13 @@ def stall_table_rows(doc: DocumentLike) -> tuple[list[str], list[list[str]]]:
     return head, rows
 
 
+def _unlinks_per_event(c: CellRecord) -> str:
+    """Links removed per retirement (RCU) or per flush: what unlinking cost the policy."""
+    events = c.flushes or c.retirements
+    removed = c.links_removed_on_flush + c.links_removed_on_retire
+    return "-" if not events else f"{removed / events:.1f}"
+
+
 def _ci(c: CellRecord) -> str:
     ci = c.mips_ci
     return "-" if ci is None else f"{ci[0]:.2f}-{ci[1]:.2f}"
@@ -74,8 +81,8 @@ def table_rows(doc: DocumentLike, wide: bool = True) -> tuple[list[str], list[li
     if wide:
         head = [
             "policy", "vCPUs", "KiB", "workload", "MIPS", "95% CI", "runs", "of base", "transl",
-            "retrans", "flush/retire", "pause ms", "p99 ms", "max ms", "GP p99 ms", "held KiB",
-            "retired KiB", "ok",
+            "retrans", "flush/retire", "links", "unlinks/ev", "pause ms", "p99 ms", "max ms",
+            "GP p99 ms", "held KiB", "retired KiB", "ok",
         ]  # fmt: skip
     else:
         head = ["policy", "vCPUs", "KiB", *(["workload"] if several else [])]
@@ -93,7 +100,8 @@ def table_rows(doc: DocumentLike, wide: bool = True) -> tuple[list[str], list[li
             rows.append(
                 [*where, *workload, *mips, str(c.repeat), base,
                  str(c.translations), str(c.retranslations),
-                 str(c.flushes or c.retirements), pause, f"{c.pause_ms.p99:.2f}",
+                 str(c.flushes or c.retirements), str(c.links_made), _unlinks_per_event(c),
+                 pause, f"{c.pause_ms.p99:.2f}",
                  f"{c.pause_ms.max:.2f}", "-" if gp is None else f"{gp.p99:.3f}",
                  held, f"{c.peak_retired_kb:.1f}", _ok(c)]
             )  # fmt: skip

@@ -6,7 +6,15 @@ little-endian guest RAM. :func:`load_elf` validates and loads an executable,
 reference interpreter, :func:`translate` turns a basic block into a Python
 function, :func:`syscall` implements the guest's system calls, and
 :class:`Runner` runs a program single-threaded with all of them.
+
+The multi-threaded emulator (:class:`tcg.Machine`) imports this package
+with the modules it needs, but not the single-threaded :class:`Runner`:
+``runner``'s names are imported when first used (PEP 562).
 """
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 from tcg.riscv.decode import Insn, decode
 from tcg.riscv.elf import (
@@ -21,9 +29,11 @@ from tcg.riscv.elf import (
 from tcg.riscv.errors import FaultReason, GuestFault, LoaderError
 from tcg.riscv.hart import STACK_SIZE, Hart
 from tcg.riscv.interp import Exit, peek, step
-from tcg.riscv.runner import Runner, RunResult, run_program
 from tcg.riscv.syscalls import Outcome, syscall
 from tcg.riscv.translate import TranslatedCode, translate
+
+if TYPE_CHECKING:
+    from tcg.riscv.runner import Runner, RunResult, run_program
 
 __all__ = [
     "DEFAULT_RAM_SIZE",
@@ -51,3 +61,22 @@ __all__ = [
     "syscall",
     "translate",
 ]
+
+if not TYPE_CHECKING:
+    _RUNNER = ("RunResult", "Runner", "run_program")
+
+    def __getattr__(name: str) -> object:
+        """Import ``runner``'s names on first use and keep them in the module."""
+        if name not in _RUNNER:
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        from tcg.riscv import runner
+
+        value = getattr(runner, name)
+        # Later lookups find the name without this function. Two threads that
+        # race here store the same object (the import system imports a module
+        # once).
+        globals()[name] = value
+        return value
+
+    def __dir__() -> list[str]:
+        return sorted({*globals(), *__all__})

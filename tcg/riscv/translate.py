@@ -110,6 +110,12 @@ class TranslatedCode:
     fn: Callable[[Hart], int]
     code_bytes: bytes
     ends_in: BlockEnd
+    #: The block's direct exits: the guest pcs it can return that are known
+    #: at translation time (a branch's target and fall-through, a ``jal``'s
+    #: target, the pc after a block cut by a page, the limit or a special
+    #: instruction). ``jalr`` computes its target: no exit. A block chains
+    #: (:meth:`tcg.buffer.TranslationBuffer.link`) only through these.
+    exits: tuple[int, ...] = ()
 
 
 class _Trap(Exception):
@@ -438,7 +444,25 @@ def translate(mem: bytearray, pc: int, *, max_insns: int = DEFAULT_MAX_INSNS) ->
         fn=fn,
         code_bytes=marshal.dumps(fn.__code__),
         ends_in=ends_in,
+        exits=_exits(pc, insns, ends_in),
     )
+
+
+def _exits(pc: int, insns: list[Insn], ends_in: BlockEnd) -> tuple[int, ...]:
+    """The block's direct exits (see :attr:`TranslatedCode.exits`)."""
+    if not insns:
+        return ()
+    end = pc + 4 * len(insns)
+    if ends_in in ("page", "limit", "special"):
+        return (end,)
+    last = insns[-1]
+    if last.name == "jalr":
+        return ()
+    target = (end - 4 + last.imm) & 0xFFFFFFFF
+    aligned = () if target % 4 else (target,)  # a misaligned target faults instead
+    if last.name == "jal":
+        return aligned
+    return tuple(dict.fromkeys((*aligned, end)))  # a branch: taken, fall-through
 
 
 def _generate(pc: int, insns: list[Insn], ends_in: BlockEnd) -> str:

@@ -25,12 +25,14 @@ from dataclasses import dataclass, field
 
 import quiescent
 from tcg import BufferFullError, TranslationBuffer, UseAfterReclaimError
-from tcg.block import BlockFunction, TranslationBlock
+from tcg.block import TranslationBlock
 from tcg.cpu_loop import CpuLoop
+from tcg.engine import BlockCode
 from tcg.policies import RetirePolicy
 
 BLOCK_STRIDE = 0x40
 HOT_BLOCKS = 64  # blocks the vCPUs run
+HOT_PCS = tuple(BLOCK_STRIDE * (i + 1) for i in range(HOT_BLOCKS))
 COLD_BASE = 0x100000  # blocks only translator threads add
 
 
@@ -76,7 +78,7 @@ class FakeEngine:
     def new_hart(self, hart_id: int) -> FakeHart:
         return FakeHart(hart_id, self.seed)
 
-    def generate(self, pc: int, max_insns: int) -> tuple[BlockFunction, int, bytes]:
+    def generate(self, pc: int, max_insns: int) -> BlockCode:
         def run(h: FakeHart) -> int:
             rng = h.rng
             if rng.random() < 0.2:
@@ -85,7 +87,10 @@ class FakeEngine:
             h.instret += 1
             return BLOCK_STRIDE * rng.randrange(HOT_BLOCKS) + BLOCK_STRIDE
 
-        return run, pc + BLOCK_STRIDE, bytes([pc & 0xFF]) * block_size(pc, self.seed)
+        # Every hot block is a direct exit (a jump table with constant
+        # targets), so the vCPUs chain blocks while translators unlink them.
+        code = bytes([pc & 0xFF]) * block_size(pc, self.seed)
+        return BlockCode(run, pc + BLOCK_STRIDE, code, HOT_PCS)
 
     def is_host_call(self, h: FakeHart, pc: int) -> bool:
         return False
@@ -122,8 +127,8 @@ class Driver:
         self._lock = threading.Lock()
 
     def _translate(self, pc: int) -> TranslationBlock:
-        fn, end, code = self.engine.generate(pc, 1)
-        return self.buffer.add(pc, end, fn, code)
+        fn, end, code, exits = self.engine.generate(pc, 1)
+        return self.buffer.add(pc, end, fn, code, exits=exits)
 
     def _vcpu_translate(self, pc: int) -> TranslationBlock:
         try:

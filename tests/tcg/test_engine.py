@@ -7,10 +7,9 @@ import pytest
 import quiescent
 import rcu
 from tcg import RcuRetire, RetirePolicy, StopTheWorldFlush, TranslationBuffer
-from tcg.block import BlockFunction
-from tcg.engine import EngineServices, special_block
+from tcg.engine import BlockCode, EngineServices, special_block
 from tcg.machine import Machine
-from tcg.riscv.decode import decode
+from tcg.riscv.decode import BRANCHES, decode
 from tcg.riscv.hart import Hart
 from tcg.riscv.interp import Exit, fetch, step
 from tcg.riscv_engine import RiscvEngine
@@ -51,15 +50,24 @@ class InterpEngine:
         self.made.append(hart_id)
         return ReportingHart(self.services, hart_id)
 
-    def generate(self, pc: int, max_insns: int) -> tuple[BlockFunction, int, bytes]:
+    def generate(self, pc: int, max_insns: int) -> BlockCode:
         ram = self.services.ram
         word = bytes(ram[pc : pc + 4])
         if len(word) < 4 or pc & 3:
-            return special_block, pc + 4, word or b"\0"  # the interpreter faults on it
+            return BlockCode(special_block, pc + 4, word or b"\0")  # the interpreter faults on it
         insn = decode(int.from_bytes(word, "little"))
         if insn.is_special or insn.is_illegal:
-            return special_block, pc + 4, word
-        return _interpret, pc + 4, word.ljust(INTERP_BYTES, b"\0")
+            return BlockCode(special_block, pc + 4, word)
+        # Direct exits: the next instruction, or a branch's or jal's target.
+        if insn.name == "jalr":
+            exits: tuple[int, ...] = ()
+        elif insn.name == "jal":
+            exits = ((pc + insn.imm) & 0xFFFFFFFF,)
+        elif insn.name in BRANCHES:
+            exits = ((pc + insn.imm) & 0xFFFFFFFF, pc + 4)
+        else:
+            exits = (pc + 4,)
+        return BlockCode(_interpret, pc + 4, word.ljust(INTERP_BYTES, b"\0"), exits)
 
     def is_host_call(self, h: Hart, pc: int) -> bool:
         return False

@@ -14,7 +14,7 @@ import quiescent
 import tcg.machine
 import tcg.policies
 from tcg import RcuRetire, StopTheWorldFlush
-from tcg.block import BlockFunction
+from tcg.engine import BlockCode
 from tcg.machine import Machine, MachineConfigError, MachineError, make_policy
 from tcg.riscv.errors import FaultReason, LoaderError
 from tcg.riscv.translate import LOOP_ITERATIONS
@@ -431,9 +431,9 @@ def test_only_a_block_too_large_makes_the_translator_shrink_blocks() -> None:
     asked: list[int] = []
 
     class EmptyCode(RiscvEngine):
-        def generate(self, pc: int, max_insns: int) -> tuple[BlockFunction, int, bytes]:
+        def generate(self, pc: int, max_insns: int) -> BlockCode:
             asked.append(max_insns)
-            return int, pc + 4, b""  # a bad block, not a large one
+            return BlockCode(int, pc + 4, b"")  # a bad block, not a large one
 
     machine = Machine(WORKLOADS["crc32"].path, engine=EmptyCode)
     with pytest.raises(MachineError, match="at least one byte"):

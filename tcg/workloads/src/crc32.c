@@ -2,7 +2,9 @@
 #include "runtime.h"
 
 #define N 4096
+#ifndef ROUNDS
 #define ROUNDS 3
+#endif
 #define SEED 7u
 
 static u8 buf[N];
