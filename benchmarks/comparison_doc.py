@@ -575,6 +575,45 @@ def shape_batching(batching: ComparisonDocument) -> tuple[str, str]:
 # The page
 
 
+def chaining(pressure: ComparisonDocument) -> tuple[str, list[str], list[list[str]]]:
+    """What chaining cost each policy: links made, followed, and removed per retirement or flush."""
+    head = ["policy", "cells", "links made", "entered by link", "removed per event", "range"]
+    rows: list[list[str]] = []
+    per_event: dict[str, float] = {}
+    for policy, cells in _by(pressure.cells, "policy").items():
+        events = [
+            (c.links_removed_on_retire + c.links_removed_on_flush) / (c.flushes or c.retirements)
+            for c in cells
+            if c.flushes or c.retirements
+        ]
+        made = sum(c.links_made for c in cells)
+        followed = sum(c.links_followed for c in cells) / max(1, sum(c.instructions for c in cells))
+        if events:
+            per_event[policy] = _median(events)
+        rows.append(
+            [
+                policy,
+                str(len(cells)),
+                f"{made:,}",
+                f"{1000 * followed:.0f} per 1000 insns",
+                "-" if not events else f"{_median(events):.1f}",
+                "-" if not events else f"{min(events):.1f}-{max(events):.1f}",
+            ]
+        )
+    text = (
+        "Every block's direct exits are linked to their successors, and a vCPU follows the "
+        "links instead of looking blocks up; unlinking a block removes every link into it "
+        "(`docs/design.md`, Chained blocks). RCU pays for it at each retirement, for the "
+        "links into the retired region; a flush pays once for all of them."
+    )
+    if "flush" in per_event and "rcu" in per_event and per_event["rcu"] > 0:
+        text += (
+            f" Per event, a flush removed {per_event['flush'] / per_event['rcu']:.1f} times "
+            "as many links as an `rcu` retirement (medians over the cells that retired)."
+        )
+    return text, head, rows
+
+
 def _md_table(head: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     lines += ["| " + " | ".join(r).replace("±", "+/-") + " |" for r in rows]
@@ -684,6 +723,15 @@ def render(data: Path, images: str) -> str:
         pressure,
         figures,
     )
+    chain_text, chain_head, chain_rows = chaining(pressure)
+    out += [
+        "## Chained blocks",
+        "",
+        chain_text,
+        "",
+        _md_table(chain_head, chain_rows),
+        "",
+    ]
     out += _section(
         "Batching retirements per grace period",
         f"{_settings_line(batching)}. `rcu-sync` retires only when a translator needs "
