@@ -168,3 +168,12 @@ def test_distributions_pool_to_an_upper_bound() -> None:
     assert Distribution.upper_bound([a, b]) == Distribution(2.0, 5.0, 9.0, 15, 24.0)
     with pytest.raises(ValueError, match="at least one"):
         Distribution.upper_bound([])
+
+
+def test_a_cell_from_before_chaining_reads_no_links() -> None:
+    doc = json.loads((STORED / "pressure.json").read_text())["cells"][0]
+    older = {k: v for k, v in doc.items() if not k.startswith("links_")}
+    record = CellRecord.from_json(older)
+    assert (record.links_made, record.links_followed, record.links_removed_on_retire) == (0, 0, 0)
+    # Written back, the fields read as what their absence meant.
+    assert record.to_json() == older | dict.fromkeys([k for k in doc if k.startswith("links_")], 0)
