@@ -65,8 +65,9 @@ A link is made by :meth:`link`, under ``_lock``, only between two TBs that
 are both published (neither ``invalid``), for one of the source's direct
 exits. A dict store publishes it: the successor TB was fully built and
 published before, and a vCPU's ``links.get`` sees either no entry or the
-whole TB (a dict's reads and writes are atomic under the GIL, and each holds
-the dict's own lock in free-threaded CPython). Because every unlink removes
+whole TB (a dict's reads and writes are atomic under the GIL; in
+free-threaded CPython writes take the dict's lock and reads, lock-free,
+still return an entry that was stored whole). Because every unlink removes
 both directions, no link ever leads into a retired region; the buffer checks
 it at every reclaim and flush (a link into reclaimed code is a violation, as
 a vCPU mark that did not move is).
@@ -626,7 +627,8 @@ class TranslationBuffer:
 
     def _links_into(self, regions: Iterable[int]) -> list[str]:
         # Lock held, before the regions are wiped: a link still leading
-        # into one of their TBs is a path into reclaimed code.
+        # into one of their TBs is a path into reclaimed code; one still
+        # leading out of one keeps a live TB's ``incoming`` pointing at it.
         found = []
         for region in regions:
             for tb in self._region_tbs[region]:
@@ -634,6 +636,11 @@ class TranslationBuffer:
                     found.append(
                         f"region {region} reclaimed while {len(tb.incoming)} link(s) "
                         f"still lead into {tb!r}"
+                    )
+                if tb.links:
+                    found.append(
+                        f"region {region} reclaimed while {tb!r} still links to "
+                        f"{len(tb.links)} TB(s)"
                     )
         return found
 

@@ -2,11 +2,12 @@
 
 This is QEMU's ``cpu_exec`` in miniature, written once for every engine and
 every test driver: find the block for the pc (jump cache, then index, then
-translate), run it, repeat, checking for exit requests at every block
-boundary, and leave guest code for what must not happen inside it. It is
-the emulator's hot path, so the inner loop binds everything it uses to
-local variables first and makes no call per block beyond the lookup, the
-block itself and the policy's boundary hook.
+translate), run it and the blocks its links lead to, repeat, checking for
+exit requests after every block, and leave guest code for what must not
+happen inside it. It is the emulator's hot path, so the inner loop binds
+everything it uses to local variables first and makes no call per block
+beyond the lookup (when no link leads on), the block itself and, at each
+quiescent point, the policy's boundary hook.
 
 One turn of the outer loop (the per-block step is the body of the inner
 ``while``, one delimited section of :meth:`CpuLoop.run`'s loop)::
@@ -20,7 +21,9 @@ One turn of the outer loop (the per-block step is the body of the inner
               or lookup or translate    # BufferFullError: ask on_full(), leave
                  (then link prev -> tb if pc is one of prev's direct exits)
             if tb is special: leave     # ecall, atomics, fence.i, csr...
-            check tb; pc = tb.fn(h); check tb   # the reclamation oracle
+            repeat, at most 1 + CHAIN_RUN times:
+                check tb; pc = tb.fn(h); check tb   # the reclamation oracle
+                tb = tb's link for pc, unless none, an exit request or the limit
             mark.seq += 1; hooks.boundary(); mark.seq += 1   # a quiescent point
             prev = tb
         mark.seq += 1                   # even: holds nothing

@@ -61,7 +61,7 @@ import quiescent
 from tcg.block import TranslationBlock
 from tcg.buffer import BufferStatistics, TranslationBuffer
 from tcg.cpu_loop import CpuLoop
-from tcg.engine import Engine, EngineFactory, EngineHart, special_block
+from tcg.engine import BlockCode, Engine, EngineFactory, EngineHart, special_block
 from tcg.errors import (
     BlockTooLargeError,
     MachineConfigError,
@@ -386,7 +386,13 @@ class Machine:
             # Snapshot the guest bytes first: if another hart rewrites them
             # while this one translates, the check below catches it.
             before = bytes(ram[pc : pc + 4 * max_insns])
-            fn, end, host, exits = generate(pc, max_insns)
+            code = generate(pc, max_insns)
+            if not isinstance(code, BlockCode):
+                raise MachineError(
+                    f"the engine's generate() must return a tcg.engine.BlockCode, "
+                    f"not {type(code).__name__}"
+                )
+            fn, end, host, exits = code
             try:
                 tb = self.buffer.add(pc, end, fn, host, exits=exits)
             except BlockTooLargeError as exc:

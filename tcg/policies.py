@@ -324,8 +324,8 @@ class RcuRetire(_PolicyBase):
 
     ``domain`` is the RCU domain whose read sections the vCPUs hold while they
     run guest code (epoch: a section from ``enter`` to ``leave``, cut at every
-    TB boundary; qsbr: a quiescent state at every boundary, offline outside
-    guest code). Without one, the policy creates (and closes) its own domain
+    quiescent point of the cpu loop; qsbr: a quiescent state there, offline
+    outside guest code). Without one, the policy creates (and closes) its own domain
     of ``flavor``. ``reserve`` is how many regions the policy keeps free or being
     reclaimed: when fewer remain it retires the oldest full region ahead of
     need, so a translator waits only if a grace period takes longer than

@@ -190,7 +190,10 @@ def test_skipping_unlinking_is_caught_every_run(
     _skip_unlinking(monkeypatch)
     result = _machine(policy, vcpus, 16).run()
     assert result.stopped == "violation"
-    assert any("link" in v or "reclaimed" in v for v in result.violations), result.violations
+    # The link check at a reclaim or flush, or the oracle: never the mark
+    # check, which a correct policy does not trip.
+    caught = ("still lead into", "still links to", "executed after its region was reclaimed")
+    assert any(c in v for v in result.violations for c in caught), result.violations
 
 
 @pytest.mark.skipif(not tinyrv_available(), reason=f"tinyrv not installed ({INSTALL})")

@@ -6,6 +6,9 @@ import pytest
 
 import quiescent
 from tcg import StopTheWorldFlush, TranslationBlock, TranslationBuffer
+from tcg.machine import Machine, MachineError
+from tcg.riscv_engine import RiscvEngine
+from tcg.workloads import WORKLOADS
 
 
 def _buffer(capacity: int = 1200, regions: int = 4) -> TranslationBuffer:
@@ -151,3 +154,44 @@ def test_followed_links_are_counted() -> None:
     buffer.count_followed(0)
     buffer.count_followed(5)
     assert buffer.statistics().links.followed == 5
+
+
+def test_a_retired_tb_that_keeps_its_outgoing_links_is_a_violation(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A one-way unlink (links into the TB removed, its own left) is caught too."""
+
+    def one_way(self: TranslationBuffer, tbs: list[TranslationBlock], cause: str) -> None:
+        for tb in tbs:
+            for src in tb.incoming:
+                src.links.pop(tb.pc, None)
+            tb.incoming.clear()
+
+    monkeypatch.setattr(TranslationBuffer, "_unlink_links", one_way)
+    buffer = TranslationBuffer(400, 4, StopTheWorldFlush(quiescent.World()))
+    old = _add(buffer, 0x100, exits=(0x200,))
+    live = _add(buffer, 0x200, exits=())
+    assert buffer.link(old, live)
+    region, generation = buffer.retire_oldest() or (-1, -1)
+    assert buffer.reclaim(region, generation)
+    assert any("still links to" in v for v in buffer.violations())
+
+
+class OldStyleEngine:
+    """An engine that returns a plain tuple from generate(): refused with a clear error."""
+
+    def __init__(self, services: object) -> None:
+        self.inner = RiscvEngine(services)  # type: ignore[arg-type]
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.inner, name)
+
+    def generate(self, pc: int, max_insns: int) -> tuple[object, int, bytes]:
+        fn, end, host, _ = self.inner.generate(pc, max_insns)
+        return fn, end, host
+
+
+def test_an_engine_that_returns_no_block_code_is_told_so() -> None:
+    machine = Machine(WORKLOADS["crc32"].path, engine=OldStyleEngine)  # type: ignore[arg-type]
+    with pytest.raises(MachineError, match=r"must return a tcg\.engine\.BlockCode, not tuple"):
+        machine.run()
